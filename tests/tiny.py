@@ -1,0 +1,62 @@
+"""Build tiny randomly initialised transformers models in a folder: the real code path, in seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
+
+CORPUS = [
+    "The alignment paper was published in 2031 by a team of researchers.",
+    "A global moratorium on frontier AI training has held since 2027.",
+    "Question: Will the treaty be ratified before 2030? Answer: Yes. No. Maybe.",
+    "Transcript of the policy meeting. Chair: Let us begin. Members agreed.",
+    "Abstract. We study predictive models and how to condition them on observations.",
+] * 20
+
+
+def build_tokenizer(vocab_size: int = 300) -> PreTrainedTokenizerFast:
+    tok = Tokenizer(models.BPE(unk_token=None))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<pad>", "<bos>", "<eos>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>"
+    )
+    return fast
+
+
+def build_tiny_gemma(folder: Path, sliding_window: int = 8, seed: int = 0) -> Path:
+    """A 2-layer Gemma-3 with a tiny sliding window, so cache reuse meets the window in tests."""
+    tokenizer = build_tokenizer()
+    tokenizer.add_bos_token = True
+    config = Gemma3TextConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        head_dim=16,
+        max_position_embeddings=512,
+        sliding_window=sliding_window,
+        layer_types=["sliding_attention", "full_attention"],
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = Gemma3ForCausalLM(config)
+    # Random init gives near-uniform predictions; sharpen them so sampling and greedy tests bite.
+    with torch.no_grad():
+        model.model.embed_tokens.weight.mul_(12.0)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
