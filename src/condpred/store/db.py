@@ -1,0 +1,489 @@
+"""The run store: one SQLite file that records every run as it happens.
+
+Every write commits at once, so a run that is killed keeps everything it finished. The database
+runs in WAL mode with `synchronous=NORMAL`: a committed row survives the process being killed
+(SIGKILL included); only a power cut or OS crash can lose the last few commits. Several processes
+may open the same file; SQLite serialises their writes (waiting up to `timeout` seconds).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import secrets
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from condpred.errors import InputError
+from condpred.model.base import Sample, Score
+from condpred.store import export
+from condpred.store.schema import MIGRATIONS
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+STATUSES = ("running", "done", "failed", "interrupted")
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run: what was run, how, by which condpred, and how it ended."""
+
+    id: str
+    kind: str
+    model_spec: str
+    params: dict[str, Any]
+    seed: int | None
+    version: str
+    status: str
+    created_at: str
+    finished_at: str | None = None
+    timings: dict[str, Any] | None = None
+    error: str | None = None
+    n_samples: int = 0
+    n_scores: int = 0
+
+
+@dataclass(frozen=True)
+class ConditionalRecord:
+    """One conditional of a run, as YAML and as the exact text the model saw."""
+
+    index: int
+    yaml_text: str
+    rendered: str
+    source: str | None = field(default=None)
+
+
+def default_path() -> Path:
+    """`$CONDPRED_DB` if set, else `condpred-runs.db` in the working directory."""
+    return Path(os.environ.get("CONDPRED_DB") or "condpred-runs.db").expanduser()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _package_version() -> str:
+    try:
+        return version("condpred")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration into statements, so they can run inside one transaction.
+
+    (`executescript` would commit first, letting another process migrate at the same time.)
+    """
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {pending!r}")
+
+
+class Store:
+    """The SQLite run store. Open with `Store()` or `with Store(path) as store: ...`."""
+
+    def __init__(self, path: str | Path | None = None, *, timeout: float = 30.0) -> None:
+        self.path = Path(path).expanduser() if path is not None else default_path()
+        if self.path.is_dir():
+            raise InputError("is a directory, not a run store", source=str(self.path))
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: no hidden transactions; each write commits unless in _tx().
+            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+        except (OSError, sqlite3.Error) as e:
+            raise InputError(f"cannot open the run store: {e}", source=str(self.path)) from None
+        self._conn.row_factory = sqlite3.Row
+        try:
+            self._q("PRAGMA journal_mode=WAL")
+            self._q("PRAGMA synchronous=NORMAL")
+            self._q("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # --- plumbing -------------------------------------------------------------------------------
+
+    def _q(self, sql: str, args: tuple[Any, ...] | list[Any] = ()) -> list[sqlite3.Row]:
+        """Run one statement; a broken or unreadable database becomes an InputError naming it."""
+        try:
+            return self._conn.execute(sql, args).fetchall()
+        except sqlite3.DatabaseError as e:
+            if type(e) not in (sqlite3.DatabaseError, sqlite3.OperationalError):
+                raise  # constraint violations and misuse are the caller's bugs
+            raise InputError(
+                f"the run store failed: {e}",
+                source=str(self.path),
+                fix="if this file is not a condpred run store or is damaged, point CONDPRED_DB "
+                "at another file (condpred never overwrites one)",
+            ) from None
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        """One write transaction, taken up front so concurrent writers queue instead of failing."""
+        self._q("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+        self._q("COMMIT")
+
+    def _insert(self, what: str, sql: str, args: tuple[Any, ...]) -> None:
+        try:
+            self._q(sql, args)
+        except sqlite3.IntegrityError as e:
+            if "FOREIGN KEY" in str(e):
+                raise ValueError(f"{what}: add its conditional first (add_conditional)") from None
+            raise ValueError(f"{what} is already stored ({e})") from None
+
+    def _migrate(self) -> None:
+        """Bring the schema up to date, under a write lock so only one process migrates."""
+        with self._tx():
+            tables = {r[0] for r in self._q("SELECT name FROM sqlite_master WHERE type='table'")}
+            if tables and "schema_version" not in tables:
+                raise InputError(
+                    "is an SQLite database but not a condpred run store "
+                    f"(it has tables {', '.join(sorted(tables))})",
+                    source=str(self.path),
+                    fix="point CONDPRED_DB at another file",
+                )
+            self._q(
+                "CREATE TABLE IF NOT EXISTS schema_version "
+                "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
+            )
+            current = self._q("SELECT COALESCE(MAX(version), 0) FROM schema_version")[0][0]
+            if current > len(MIGRATIONS):
+                raise InputError(
+                    f"was written by a newer condpred (schema {current}, this one knows "
+                    f"{len(MIGRATIONS)})",
+                    source=str(self.path),
+                    fix="upgrade condpred: pip install -U condpred",
+                )
+            for number, script in enumerate(MIGRATIONS[current:], start=current + 1):
+                for statement in _statements(script):
+                    self._q(statement)
+                self._q("INSERT INTO schema_version VALUES (?, ?)", (number, _now()))
+
+    # --- ids --------------------------------------------------------------------------------------
+
+    def resolve_id(self, prefix: str) -> str:
+        """The full id of the one run whose id starts with `prefix` (ids are long to type)."""
+        prefix = prefix.strip()
+        if not prefix:
+            raise InputError("empty run id", fix=self._recent_hint())
+        # A range on the primary key: every id starting with prefix sorts in [prefix, prefix+max).
+        rows = self._q(
+            "SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 11",
+            (prefix, prefix + "\U0010ffff"),
+        )
+        ids = [r[0] for r in rows]
+        if prefix in ids or len(ids) == 1:
+            return prefix if prefix in ids else ids[0]
+        if ids:
+            shown = ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
+            raise InputError(
+                f"run id '{prefix}' is ambiguous: it starts {shown}",
+                source=str(self.path),
+                fix="give more characters of the id",
+            )
+        everything = [r[0] for r in self._q("SELECT id FROM runs")]
+        near = difflib.get_close_matches(prefix, everything, n=5, cutoff=0.5)
+        raise InputError(
+            f"no run with id '{prefix}'",
+            source=str(self.path),
+            fix=f"did you mean: {', '.join(near)}?" if near else self._recent_hint(),
+        )
+
+    def _recent_hint(self) -> str:
+        recent = self.list_runs(limit=5)
+        if not recent:
+            return "this store has no runs yet"
+        return "recent runs: " + ", ".join(f"{r.id} ({r.kind}, {r.status})" for r in recent)
+
+    # --- writing ----------------------------------------------------------------------------------
+
+    def create_run(
+        self, kind: str, model_spec: str, params: dict[str, Any], seed: int | None
+    ) -> str:
+        """Record a new run as 'running' and return its id: UTC time + random suffix, sortable."""
+        params_json = json.dumps(params, sort_keys=True)
+        with self._tx():
+            while True:
+                run_id = datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)
+                if not self._q("SELECT 1 FROM runs WHERE id = ?", (run_id,)):
+                    break
+            self._q(
+                "INSERT INTO runs (id, kind, model_spec, params, seed, version, status, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
+                (run_id, kind, model_spec, params_json, seed, _package_version(), _now()),
+            )
+        return run_id
+
+    def add_conditional(
+        self,
+        run_id: str,
+        index: int,
+        yaml_text: str,
+        rendered: str,
+        source: str | Path | None = None,
+    ) -> None:
+        """Record conditional `index` of a run: its YAML and the exact text the model saw."""
+        run_id = self.resolve_id(run_id)
+        self._insert(
+            f"conditional {index} of run {run_id}",
+            "INSERT INTO conditionals VALUES (?, ?, ?, ?, ?)",
+            (run_id, index, None if source is None else str(source), yaml_text, rendered),
+        )
+
+    def add_sample(self, run_id: str, cond_index: int, sample: Sample) -> None:
+        """Store one sample, committed at once: it is durable as soon as this returns."""
+        run_id = self.resolve_id(run_id)
+        self._insert(
+            f"sample {sample.index} of conditional {cond_index} of run {run_id}",
+            "INSERT INTO samples VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id,
+                cond_index,
+                sample.index,
+                sample.text,
+                json.dumps(sample.tokens, ensure_ascii=False),
+                json.dumps(sample.token_logprobs),
+                sample.finish_reason,
+                _now(),
+            ),
+        )
+
+    def add_scores(self, run_id: str, cond_index: int, scores: list[Score]) -> None:
+        """Store scores for one conditional in one commit, after any already stored for it."""
+        run_id = self.resolve_id(run_id)
+        with self._tx():
+            start = self._q(
+                "SELECT COUNT(*) FROM scores WHERE run_id = ? AND cond_index = ?",
+                (run_id, cond_index),
+            )[0][0]
+            for i, s in enumerate(scores, start=start):
+                self._insert(
+                    f"score {i} of conditional {cond_index} of run {run_id}",
+                    "INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id,
+                        cond_index,
+                        i,
+                        s.continuation,
+                        s.logprob,
+                        json.dumps(s.token_logprobs),
+                        json.dumps(s.tokens, ensure_ascii=False),
+                        int(s.greedy),
+                    ),
+                )
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: Literal["done", "failed", "interrupted"] = "done",
+        timings: dict[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record how a run ended. Marking a killed run 'interrupted' is the caller's job."""
+        if status not in STATUSES[1:]:
+            raise ValueError(f"a run finishes as one of {STATUSES[1:]}, not {status!r}")
+        run_id = self.resolve_id(run_id)
+        self._q(
+            "UPDATE runs SET status = ?, finished_at = ?, timings = ?, error = ? WHERE id = ?",
+            (status, _now(), None if timings is None else json.dumps(timings), error, run_id),
+        )
+
+    def reopen_run(self, run_id: str) -> str:
+        """Mark a run 'running' again, to resume it; returns the full id."""
+        run_id = self.resolve_id(run_id)
+        self._q(
+            "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL WHERE id = ?",
+            (run_id,),
+        )
+        return run_id
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    _RUN_SELECT = """
+        SELECT r.*,
+            (SELECT COUNT(*) FROM samples s WHERE s.run_id = r.id) AS n_samples,
+            (SELECT COUNT(*) FROM scores c WHERE c.run_id = r.id) AS n_scores
+        FROM runs r
+    """
+
+    @staticmethod
+    def _run(row: sqlite3.Row) -> RunRecord:
+        data = dict(row)
+        data["params"] = json.loads(data["params"])
+        data["timings"] = None if data["timings"] is None else json.loads(data["timings"])
+        return RunRecord(**data)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        """One run, looked up by id or unique id prefix."""
+        run_id = self.resolve_id(run_id)
+        return self._run(self._q(self._RUN_SELECT + " WHERE r.id = ?", (run_id,))[0])
+
+    def list_runs(self, limit: int | None = 20, kind: str | None = None) -> list[RunRecord]:
+        """The most recent runs first, optionally only one kind."""
+        where, args = ("WHERE r.kind = ?", [kind]) if kind is not None else ("", [])
+        rows = self._q(
+            f"{self._RUN_SELECT} {where} ORDER BY r.created_at DESC, r.id DESC LIMIT ?",
+            [*args, -1 if limit is None else limit],
+        )
+        return [self._run(r) for r in rows]
+
+    def conditionals(self, run_id: str) -> list[ConditionalRecord]:
+        """A run's conditionals in index order."""
+        run_id = self.resolve_id(run_id)
+        rows = self._q(
+            "SELECT cond_index, yaml, rendered, source FROM conditionals"
+            " WHERE run_id = ? ORDER BY cond_index",
+            (run_id,),
+        )
+        return [ConditionalRecord(*r) for r in rows]
+
+    def samples(self, run_id: str, cond_index: int | None = None) -> list[Sample]:
+        """A run's samples ordered by (conditional, index); `Sample.index` is set."""
+        return [sample for _, sample in self._sample_rows(run_id, cond_index)]
+
+    def _sample_rows(self, run_id: str, cond_index: int | None) -> Iterator[tuple[int, Sample]]:
+        rows = self._q(
+            "SELECT * FROM samples WHERE run_id = ? AND (? IS NULL OR cond_index = ?)"
+            " ORDER BY cond_index, sample_index",
+            (self.resolve_id(run_id), cond_index, cond_index),
+        )
+        for r in rows:
+            yield (
+                r["cond_index"],
+                Sample(
+                    text=r["text"],
+                    token_logprobs=json.loads(r["token_logprobs"]),
+                    tokens=json.loads(r["tokens"]),
+                    finish_reason=r["finish_reason"],
+                    index=r["sample_index"],
+                ),
+            )
+
+    def scores(self, run_id: str, cond_index: int | None = None) -> list[Score]:
+        """A run's scores ordered by (conditional, index)."""
+        return [score for _, _, score in self._score_rows(run_id, cond_index)]
+
+    def _score_rows(self, run_id: str, cond_index: int | None) -> Iterator[tuple[int, int, Score]]:
+        rows = self._q(
+            "SELECT * FROM scores WHERE run_id = ? AND (? IS NULL OR cond_index = ?)"
+            " ORDER BY cond_index, score_index",
+            (self.resolve_id(run_id), cond_index, cond_index),
+        )
+        for r in rows:
+            yield (
+                r["cond_index"],
+                r["score_index"],
+                Score(
+                    continuation=r["continuation"],
+                    logprob=r["logprob"],
+                    token_logprobs=json.loads(r["token_logprobs"]),
+                    tokens=json.loads(r["tokens"]),
+                    greedy=bool(r["greedy"]),
+                ),
+            )
+
+    def sample_indices(self, run_id: str, cond_index: int) -> set[int]:
+        """Indices already stored for a conditional; a resume draws only the others."""
+        run_id = self.resolve_id(run_id)
+        rows = self._q(
+            "SELECT sample_index FROM samples WHERE run_id = ? AND cond_index = ?",
+            (run_id, cond_index),
+        )
+        return {r[0] for r in rows}
+
+    # --- export -----------------------------------------------------------------------------------
+
+    def rows(self, run_id: str) -> list[dict[str, Any]]:
+        """One flat dict per sample, then per score, with run metadata (see export.COLUMNS)."""
+        run = self.get_run(run_id)
+        conds = {c.index: c for c in self.conditionals(run.id)}
+        meta = {
+            "run_id": run.id,
+            "run_kind": run.kind,
+            "model_spec": run.model_spec,
+            "params": json.dumps(run.params, sort_keys=True),
+            "seed": run.seed,
+            "condpred_version": run.version,
+            "status": run.status,
+            "created_at": run.created_at,
+        }
+        items = [
+            (c, "sample", s.index, s.text, s.logprob, s.tokens, s.token_logprobs,
+             s.finish_reason, None)
+            for c, s in self._sample_rows(run.id, None)
+        ] + [
+            (c, "score", i, s.continuation, s.logprob, s.tokens, s.token_logprobs, None, s.greedy)
+            for c, i, s in self._score_rows(run.id, None)
+        ]  # fmt: skip
+        tail = ("record", "index", "text", "logprob", "tokens", "token_logprobs",
+                "finish_reason", "greedy")  # fmt: skip
+        return [
+            {
+                **meta,
+                "cond_index": c,
+                "source": conds[c].source if c in conds else None,
+                "rendered": conds[c].rendered if c in conds else None,
+                **dict(zip(tail, rest, strict=True)),
+            }
+            for c, *rest in items
+        ]
+
+    def export(
+        self,
+        run_id: str,
+        path: str | Path,
+        format: Literal["jsonl", "parquet"] | None = None,
+    ) -> int:
+        """Write a run as a flat table, one row per sample/score; returns the number of rows.
+
+        `format` defaults to the file's suffix (.jsonl or .parquet).
+        """
+        path = Path(path).expanduser()
+        fmt = format or path.suffix.lstrip(".").lower()
+        if fmt not in ("jsonl", "parquet"):
+            raise InputError(
+                f"unknown export format '{fmt}'",
+                source=str(path),
+                fix="use format 'jsonl' or 'parquet' (or a .jsonl / .parquet file name)",
+            )
+        rows = self.rows(run_id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if fmt == "jsonl":
+            return export.write_jsonl(rows, path)
+        return export.write_parquet(rows, path)
+
+    def to_frame(self, run_id: str) -> pd.DataFrame:
+        """A run as a pandas DataFrame, for notebooks: the same columns as `export`."""
+        return export.frame(self.rows(run_id))

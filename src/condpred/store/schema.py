@@ -1,0 +1,64 @@
+"""The run store's schema, as an ordered list of migrations.
+
+Migration N (1-based) is `MIGRATIONS[N - 1]`; the `schema_version` table records which ones a
+database has had. To add tables or columns for a new feature, append a script; never edit or
+reorder one that has shipped, and never drop or rewrite data: old databases must keep everything.
+Each statement must end a line with `;` (scripts are split into statements so that a migration and
+its version bump commit together).
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: runs and what they produced.
+    """
+    CREATE TABLE runs (
+        id          TEXT PRIMARY KEY,  -- e.g. 20261122-143012-3fa2 (UTC time, random suffix)
+        kind        TEXT NOT NULL,     -- "predict", "score", ...
+        model_spec  TEXT NOT NULL,
+        params      TEXT NOT NULL,     -- JSON: sampling parameters and the like
+        seed        INTEGER,
+        version     TEXT NOT NULL,     -- condpred version that made the run
+        status      TEXT NOT NULL,     -- running | done | failed | interrupted
+        created_at  TEXT NOT NULL,     -- ISO 8601, UTC
+        finished_at TEXT,
+        timings     TEXT,              -- JSON
+        error       TEXT
+    );
+    CREATE INDEX runs_by_time ON runs (created_at);
+    CREATE TABLE conditionals (
+        run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        cond_index INTEGER NOT NULL,
+        source     TEXT,               -- file the conditional came from, if any
+        yaml       TEXT NOT NULL,
+        rendered   TEXT NOT NULL,      -- the exact text the model was conditioned on
+        PRIMARY KEY (run_id, cond_index)
+    );
+    CREATE TABLE samples (
+        run_id         TEXT NOT NULL,
+        cond_index     INTEGER NOT NULL,
+        sample_index   INTEGER NOT NULL,
+        text           TEXT NOT NULL,
+        tokens         TEXT NOT NULL,  -- JSON list of strings
+        token_logprobs TEXT NOT NULL,  -- JSON list of floats (repr round-trips exactly)
+        finish_reason  TEXT NOT NULL,
+        created_at     TEXT NOT NULL,
+        PRIMARY KEY (run_id, cond_index, sample_index),
+        FOREIGN KEY (run_id, cond_index)
+            REFERENCES conditionals (run_id, cond_index) ON DELETE CASCADE
+    );
+    CREATE TABLE scores (
+        run_id         TEXT NOT NULL,
+        cond_index     INTEGER NOT NULL,
+        score_index    INTEGER NOT NULL,
+        continuation   TEXT NOT NULL,
+        logprob        REAL NOT NULL,
+        token_logprobs TEXT NOT NULL,  -- JSON list of floats
+        tokens         TEXT NOT NULL,  -- JSON list of strings
+        greedy         INTEGER NOT NULL,
+        PRIMARY KEY (run_id, cond_index, score_index),
+        FOREIGN KEY (run_id, cond_index)
+            REFERENCES conditionals (run_id, cond_index) ON DELETE CASCADE
+    );
+    """,
+]
