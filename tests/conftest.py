@@ -10,7 +10,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-from tests.tiny import build_tiny_gemma  # noqa: E402  (after the environment is set)
+from tests.tiny import build_tiny_gemma
 
 
 @pytest.fixture(scope="session")

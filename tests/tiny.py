@@ -1,4 +1,4 @@
-"""Build tiny randomly initialised transformers models in a folder: the real code path, in seconds."""
+"""Tiny randomly initialised transformers models, built in a folder in seconds."""
 
 from __future__ import annotations
 
@@ -14,17 +14,19 @@ CORPUS = [
     "Question: Will the treaty be ratified before 2030? Answer: Yes. No. Maybe.",
     "Transcript of the policy meeting. Chair: Let us begin. Members agreed.",
     "Abstract. We study predictive models and how to condition them on observations.",
+    "Wow! 0123456789 (yes/no) \"quoted\" 'single' ; - _ * # % & + = @ [ ] { } < > | ~ ^ $",
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZ abcdefghijklmnopqrstuvwxyz\n\n\tindented",
 ] * 20
 
 
 def build_tokenizer(vocab_size: int = 300) -> PreTrainedTokenizerFast:
+    """Byte-level BPE over the corpus's own characters only, so every token decodes to text."""
     tok = Tokenizer(models.BPE(unk_token=None))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
         special_tokens=["<pad>", "<bos>", "<eos>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     tok.train_from_iterator(CORPUS, trainer)
     fast = PreTrainedTokenizerFast(

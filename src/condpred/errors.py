@@ -25,9 +25,7 @@ class InputError(Exception):
 
     def __str__(self) -> str:
         where = ", ".join(
-            part
-            for part in (self.source, f"field '{self.field}'" if self.field else None)
-            if part
+            part for part in (self.source, f"field '{self.field}'" if self.field else None) if part
         )
         message = f"{where}: {self.problem}" if where else self.problem
         return f"{message}. {self.fix}" if self.fix else message

@@ -74,9 +74,7 @@ class PredictiveModel(Protocol):
         """Log P(continuation | context) for each continuation, with per-token detail."""
         ...
 
-    def sample(
-        self, context: str, n: int, params: SamplingParams, start: int = 0
-    ) -> list[Sample]:
+    def sample(self, context: str, n: int, params: SamplingParams, start: int = 0) -> list[Sample]:
         """Samples with indices start..start+n-1; sample i depends only on (params.seed, i)."""
         ...
 

