@@ -1,0 +1,369 @@
+"""The conditional: everything we condition a predictive model on, as validated data.
+
+A conditional names a camera (the kind of document), a date, the authors, premises about the world,
+a title and the start of the body. It is loaded from YAML written by people, so every way that
+input can be wrong becomes an `InputError` that says where (file, field), what, and how to fix it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from condpred.condition.render import check_camera
+from condpred.errors import InputError
+
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+# Guards against YAML "billion laughs" (aliases expanding exponentially) and runaway nesting.
+MAX_VALUES = 100_000
+MAX_DEPTH = 50
+
+
+class Author(BaseModel):
+    """Who wrote the observed document; `kind` says whether that author is a human or an AI."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1)
+    affiliation: str | None = None
+    kind: Literal["human", "ai"] = "human"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_alone(cls, data: Any) -> Any:
+        """`- Paul Christiano` is shorthand for `- name: Paul Christiano`."""
+        return {"name": data} if isinstance(data, str) else data
+
+    @field_validator("name", "affiliation")
+    @classmethod
+    def _strip(cls, value: str | None) -> str | None:
+        return value.strip() if value is not None else None
+
+    @field_validator("name")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value:
+            raise ValueError("an author needs a name")
+        return value
+
+
+class Conditional(BaseModel):
+    """An observation to condition on. Immutable: vary it with `with_()`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    camera: str = "plain"
+    date: dt.date | None = None
+    authors: list[Author] = []
+    world: list[str] = []
+    title: str | None = None
+    prefix: str = ""
+    extra: dict[str, Any] = {}
+    responses: list[str] = []
+
+    @field_validator("camera")
+    @classmethod
+    def _camera_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
+            raise ValueError(
+                "a camera name is a template file name without '.j2', like arxiv-abstract"
+            )
+        return value
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _iso_date(cls, value: Any) -> dt.date | None:
+        """Only a date or an ISO date string; no timestamps, no numbers read as epoch seconds."""
+        if value is None or type(value) is dt.date:
+            return value
+        if isinstance(value, dt.datetime):
+            raise ValueError("has a time of day; write the date alone, like 2031-03-03")
+        if isinstance(value, str) and ISO_DATE.fullmatch(value.strip()):
+            return dt.date.fromisoformat(value.strip())
+        raise ValueError("expected an ISO date like 2031-03-03")
+
+    @field_validator("authors", "world", "responses", mode="before")
+    @classmethod
+    def _one_or_list(cls, value: Any) -> Any:
+        """A single item stands for a list of one; sets are refused (their order is not fixed)."""
+        if isinstance(value, str | dict):
+            return [value]
+        if not isinstance(value, list):
+            raise ValueError("expected a list")
+        return value
+
+    @field_validator("world", "responses")
+    @classmethod
+    def _no_blank_items(cls, values: list[str]) -> list[str]:
+        stripped = [value.strip() for value in values]
+        if "" in stripped:
+            raise ValueError(f"item {stripped.index('')} is empty")
+        return stripped
+
+    @field_validator("title")
+    @classmethod
+    def _strip_title(cls, value: str | None) -> str | None:
+        return (value.strip() or None) if value is not None else None
+
+    @model_validator(mode="after")
+    def _something_to_continue(self) -> Conditional:
+        if not self.title and not self.prefix.strip():
+            raise ValueError(
+                "a conditional needs a title or a prefix, or the model has nothing to continue"
+            )
+        return self
+
+    def with_(self, **changes: Any) -> Conditional:
+        """A validated copy with some fields changed: the tool for checks that vary one field."""
+        return conditional_from_dict({**self.model_dump(), **changes}, source="Conditional.with_()")
+
+    def without_premises(self) -> Conditional:
+        """The same observation in an unconditioned world: the baseline for premise checks."""
+        return self.with_(world=[])
+
+    def to_yaml(self) -> str:
+        """YAML that `load_conditional` reads back to an equal conditional (defaults left out)."""
+        data = self.model_dump(exclude_defaults=True)
+        if "prefix" in data:  # last, as in a written conditional: where the text continues
+            data["prefix"] = data.pop("prefix")
+        return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str = "<yaml>") -> Conditional:
+        """Parse YAML text (the inverse of `to_yaml`); the camera is not checked."""
+        return conditional_from_dict(_parse_yaml(text, source), source=source)
+
+
+def load_conditional(path: str | Path, cameras_dir: str | Path | None = None) -> Conditional:
+    """Read a conditional from a YAML file and check that its camera exists.
+
+    The camera must be built in or in `cameras_dir`; checking here reports a typo before any model
+    is loaded.
+    """
+    source = str(path)
+    conditional = conditional_from_dict(_parse_yaml(_read(Path(path)), source), source=source)
+    check_camera(conditional.camera, cameras_dir, source=source)
+    return conditional
+
+
+def conditional_from_dict(data: Any, source: str = "<dict>") -> Conditional:
+    """Validate plain data (e.g. parsed YAML or JSON) into a Conditional, or raise InputError."""
+    if not isinstance(data, dict):
+        raise InputError(
+            f"expected a mapping of fields at the top level, got {_type_name(data)}",
+            source=source,
+            fix="Write the conditional as 'field: value' lines; fields: "
+            + ", ".join(_fields(Conditional)),
+        )
+    _check_size(data, source)
+    try:
+        return Conditional.model_validate(data)
+    except ValidationError as exc:
+        raise _input_error(exc, source) from exc
+
+
+# --- YAML in and out -------------------------------------------------------------------------
+
+
+class _Loader(yaml.SafeLoader):
+    """Safe YAML that refuses duplicate keys and reports bad values with their line."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[str] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.tag != "tag:yaml.org,2002:merge":
+                if key_node.value in seen:
+                    raise yaml.constructor.ConstructorError(
+                        "while reading a mapping",
+                        node.start_mark,
+                        f"found the key '{key_node.value}' twice",
+                        key_node.start_mark,
+                    )
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_object(self, node: yaml.Node, deep: bool = False) -> Any:
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            # e.g. "date: 2031-13-45" fails in datetime.date() without a position
+            raise yaml.constructor.ConstructorError(
+                None, None, f"invalid value ({exc})", node.start_mark
+            ) from exc
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes multi-line strings as literal blocks so a dumped conditional stays readable."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _represent_str)
+
+
+def _read(path: Path) -> str:
+    fix = "Pass the path of a YAML conditional, e.g. examples/alignment-paper-2031.yaml"
+    if not path.exists():
+        raise InputError("file not found", source=str(path), fix=fix)
+    if not path.is_file():
+        raise InputError("is not a file", source=str(path), fix=fix)
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"is not UTF-8 text (byte {exc.start})", source=str(path), fix="Save it as UTF-8"
+        ) from exc
+    except OSError as exc:
+        raise InputError(f"cannot be read ({exc.strerror})", source=str(path), fix=fix) from exc
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    try:
+        data = yaml.load(text, Loader=_Loader)  # safe: _Loader is a SafeLoader
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise InputError(
+            f"YAML error{where}: {exc.problem or exc.context}",
+            source=source,
+            fix="Fix the YAML there (indentation, a missing colon, unbalanced quotes or brackets)",
+        ) from exc
+    except yaml.YAMLError as exc:  # e.g. a ReaderError for a control character
+        raise InputError(
+            f"cannot be read as YAML: {str(exc).splitlines()[0]}",
+            source=source,
+            fix="Remove control characters; save the file as plain UTF-8 text",
+        ) from exc
+    except RecursionError as exc:
+        raise InputError(
+            "is nested too deeply to read",
+            source=source,
+            fix="Write plain YAML: 'field: value' lines, nested no deeper than a few levels",
+        ) from exc
+    if data is None:
+        raise InputError(
+            "is empty",
+            source=source,
+            fix="Give at least a title or a prefix, e.g. 'title: ...' (see examples/)",
+        )
+    return data
+
+
+# --- turning validation errors into InputErrors ----------------------------------------------
+
+FIELD_HELP = {
+    "camera": "the name of a camera template, like arxiv-abstract",
+    "date": "an ISO date like 2031-03-03 (future dates are fine)",
+    "authors": "a list of authors, each a name or a mapping with name, affiliation and kind",
+    "world": "a list of premises (sentences about the world), or a single sentence",
+    "title": "text",
+    "prefix": "text: the start of the body that the model continues",
+    "extra": "a mapping of free fields for the camera template",
+    "responses": "a list of texts: the possible responses to the prediction",
+    "name": "the author's name",
+    "affiliation": "text, or leave it out",
+    "kind": "'human' or 'ai'",
+}
+
+
+def _input_error(exc: ValidationError, source: str) -> InputError:
+    """The first problem names the field and the fix; up to three more are listed after it."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    problem = _describe(first)
+    if len(errors) > 1:
+        others = [f"'{_path(e['loc']) or 'top level'}' {_describe(e)}" for e in errors[1:4]]
+        more = f" (and {len(errors) - 4} more)" if len(errors) > 4 else ""
+        problem += "; also " + "; ".join(others) + more
+    return InputError(problem, source=source, field=_path(first["loc"]) or None, fix=_fix(first))
+
+
+def _describe(error: dict[str, Any]) -> str:
+    kind, value = error["type"], _short(error.get("input"))
+    if kind == "extra_forbidden":
+        return "is not a known field"
+    if kind == "missing":
+        return "is required"
+    if kind == "literal_error":
+        return f"{value} is not allowed"
+    message = (
+        str(error["msg"]).removeprefix("Value error, ").replace("Input should be", "should be")
+    )
+    return message if not error["loc"] else f"{message} (got {value})"
+
+
+def _fix(error: dict[str, Any]) -> str:
+    loc = error["loc"]
+    if not loc:
+        return "Give a title, a prefix (the start of the body to continue), or both"
+    model = Author if loc[0] == "authors" and len(loc) > 2 else Conditional
+    name = next((part for part in reversed(loc) if part in FIELD_HELP), "")
+    if error["type"] in ("extra_forbidden", "invalid_key"):
+        close = difflib.get_close_matches(str(loc[-1]), _fields(model), n=1)
+        hint = f"Did you mean '{close[0]}'? " if close else ""
+        return f"{hint}Allowed fields: {', '.join(_fields(model))}"
+    if error["type"] == "literal_error":
+        return f"Use one of: {error['ctx']['expected']}"
+    fix = f"Write '{name}' as {FIELD_HELP[name]}" if name in FIELD_HELP else "Fix the value"
+    if error["type"] == "string_type":
+        fix += "; quote numbers and dates meant as text"
+    return fix
+
+
+def _path(loc: tuple[Any, ...]) -> str:
+    """('authors', 0, 'kind') -> 'authors[0].kind', the way a user finds it in the file."""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part == "[key]":
+            text += " (key)"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _fields(model: type[BaseModel]) -> list[str]:
+    return list(model.model_fields)
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    """A bad value for an error message, cut short (values can be huge or unprintable)."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # e.g. ints over Python's digit limit
+        text = f"<{_type_name(value)}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _type_name(value: Any) -> str:
+    names = {dict: "a mapping", list: "a list", str: "text", type(None): "nothing"}
+    return names.get(type(value), f"a value of type {type(value).__name__}")
+
+
+def _check_size(data: Any, source: str) -> None:
+    """Refuse data that expands too much (YAML aliases) or nests too deep (or in a cycle)."""
+    count, stack = 0, [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if count > MAX_VALUES or depth > MAX_DEPTH:
+            problem = "is too large" if count > MAX_VALUES else "is nested too deeply"
+            raise InputError(
+                f"{problem} (more than {MAX_VALUES} values or {MAX_DEPTH} levels)",
+                source=source,
+                fix="Write a conditional of plain fields; avoid YAML aliases that expand",
+            )
+        if isinstance(value, dict):
+            stack.extend((item, depth + 1) for pair in value.items() for item in pair)
+        elif isinstance(value, list | tuple | set | frozenset):
+            stack.extend((item, depth + 1) for item in value)
