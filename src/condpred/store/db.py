@@ -15,7 +15,7 @@ import secrets
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -58,7 +58,7 @@ class ConditionalRecord:
     index: int
     yaml_text: str
     rendered: str
-    source: str | None = field(default=None)
+    source: str | None = None
 
 
 def default_path() -> Path:
@@ -209,7 +209,7 @@ class Store:
         if ids:
             shown = ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
             raise InputError(
-                f"run id '{prefix}' is ambiguous: it starts {shown}",
+                f"run id '{prefix}' is ambiguous: it matches {shown}",
                 source=str(self.path),
                 fix="give more characters of the id",
             )
@@ -273,7 +273,7 @@ class Store:
                 cond_index,
                 sample.index,
                 sample.text,
-                json.dumps(sample.tokens, ensure_ascii=False),
+                json.dumps(sample.tokens),
                 json.dumps(sample.token_logprobs),
                 sample.finish_reason,
                 _now(),
@@ -299,7 +299,7 @@ class Store:
                         s.continuation,
                         s.logprob,
                         json.dumps(s.token_logprobs),
-                        json.dumps(s.tokens, ensure_ascii=False),
+                        json.dumps(s.tokens),
                         int(s.greedy),
                     ),
                 )
@@ -351,10 +351,10 @@ class Store:
         return self._run(self._q(self._RUN_SELECT + " WHERE r.id = ?", (run_id,))[0])
 
     def list_runs(self, limit: int | None = 20, kind: str | None = None) -> list[RunRecord]:
-        """The most recent runs first, optionally only one kind."""
+        """The most recent runs first (in the order they were created), optionally of one kind."""
         where, args = ("WHERE r.kind = ?", [kind]) if kind is not None else ("", [])
         rows = self._q(
-            f"{self._RUN_SELECT} {where} ORDER BY r.created_at DESC, r.id DESC LIMIT ?",
+            f"{self._RUN_SELECT} {where} ORDER BY r.rowid DESC LIMIT ?",
             [*args, -1 if limit is None else limit],
         )
         return [self._run(r) for r in rows]
@@ -453,8 +453,8 @@ class Store:
             {
                 **meta,
                 "cond_index": c,
-                "source": conds[c].source if c in conds else None,
-                "rendered": conds[c].rendered if c in conds else None,
+                "source": conds[c].source,  # every sample/score has its conditional (a foreign key)
+                "rendered": conds[c].rendered,
                 **dict(zip(tail, rest, strict=True)),
             }
             for c, *rest in items

@@ -25,7 +25,6 @@ MIGRATIONS: list[str] = [
         timings     TEXT,              -- JSON
         error       TEXT
     );
-    CREATE INDEX runs_by_time ON runs (created_at);
     CREATE TABLE conditionals (
         run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
         cond_index INTEGER NOT NULL,
