@@ -28,11 +28,22 @@ def progress_enabled() -> bool:
     return os.environ.get("CONDPRED_PROGRESS", "1") != "0"
 
 
+_active: Progress | None = None  # one live display at a time: nested bars join it as tasks
+
+
 @contextmanager
 def progress_bar(total: int | None, description: str) -> Iterator[Callable[[int], None]]:
     """Yield `advance(k)`; a `total` of None draws a spinner for work of unknown length."""
+    global _active
     if not progress_enabled():
         yield lambda k=1: None
+        return
+    if _active is not None:
+        task = _active.add_task(description, total=total)
+        try:
+            yield lambda k=1: _active.advance(task, k)
+        finally:
+            _active.remove_task(task)
         return
     columns = [
         SpinnerColumn(),
@@ -44,5 +55,9 @@ def progress_bar(total: int | None, description: str) -> Iterator[Callable[[int]
         TimeRemainingColumn(),
     ]
     with Progress(*columns, console=_console, transient=True) as bar:
-        task = bar.add_task(description, total=total)
-        yield lambda k=1: bar.advance(task, k)
+        _active = bar
+        try:
+            task = bar.add_task(description, total=total)
+            yield lambda k=1: bar.advance(task, k)
+        finally:
+            _active = None

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import platformdirs
-import torch
 
 from condpred.errors import InputError
 from condpred.progress import progress_bar
@@ -59,7 +58,7 @@ def converted_dir(gguf_path: str | Path, name: str | None = None, key: str | Non
     target = cache_root() / "models" / f"{name}-{key or _fingerprint(gguf_path)}"
     if (target / "config.json").exists():
         return target
-    with _lock(target.with_suffix(".lock")):
+    with _lock(target.parent / f"{target.name}.lock"):
         if not (target / "config.json").exists():
             _convert(gguf_path, target)
     return target
@@ -67,6 +66,7 @@ def converted_dir(gguf_path: str | Path, name: str | None = None, key: str | Non
 
 def _convert(gguf_path: Path, target: Path) -> None:
     """Dequantise, drop the quantisation config (save_pretrained refuses it), save atomically."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     description = f"converting {gguf_path.name} to safetensors (once; minutes on a small CPU)"

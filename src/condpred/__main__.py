@@ -1,0 +1,3 @@
+from condpred.cli import main
+
+main()

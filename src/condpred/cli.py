@@ -1,0 +1,213 @@
+"""The `condpred` command line: parses, calls the library, prints. No logic of its own."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from condpred.condition import describe_camera, list_cameras, load_conditional, render
+from condpred.elicit.predict import predict, resume
+from condpred.elicit.score import score
+from condpred.errors import InputError
+from condpred.model.base import SamplingParams
+from condpred.model.registry import ALIASES, EMBEDDED, load_model
+from condpred.progress import progress_bar
+from condpred.report import terminal as show
+from condpred.store import Store
+
+app = typer.Typer(
+    help="Condition predictive models (base language models) on observations, and read off "
+    "what they predict.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+runs_app = typer.Typer(help="The run store: list, show and export runs.", no_args_is_help=True)
+app.add_typer(runs_app, name="runs")
+out = Console(highlight=False)
+
+ModelOpt = Annotated[
+    str, typer.Option("--model", "-m", help="default, an HF id/dir, gguf:PATH or openai:URL#MODEL")
+]
+CamerasOpt = Annotated[
+    Path | None, typer.Option("--cameras", help="A folder of extra camera templates (NAME.j2).")
+]
+DbOpt = Annotated[
+    Path | None,
+    typer.Option("--db", help="Run store file [default: $CONDPRED_DB or ./condpred-runs.db]"),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a readable layout.")]
+
+
+def _load_model(spec: str):
+    with progress_bar(None, f"loading model {spec}"):
+        return load_model(spec)
+
+
+@app.command("render")
+def render_cmd(file: Path, cameras: CamerasOpt = None) -> None:
+    """Print the exact text the model will see for a conditional."""
+    sys.stdout.write(render(load_conditional(file, cameras), cameras) + "\n")
+
+
+@app.command("predict")
+def predict_cmd(
+    file: Annotated[Path | None, typer.Argument(help="A conditional (YAML).")] = None,
+    n: Annotated[int, typer.Option("-n", min=1, help="Number of samples.")] = 8,
+    model: ModelOpt = "default",
+    max_tokens: Annotated[int, typer.Option(min=1, help="New tokens per sample at most.")] = 128,
+    temperature: Annotated[float, typer.Option(min=0.0, help="0 means greedy.")] = 1.0,
+    top_p: Annotated[float, typer.Option(min=0.0, max=1.0, help="Nucleus sampling mass.")] = 1.0,
+    stop: Annotated[list[str] | None, typer.Option(help="Stop string (repeatable).")] = None,
+    seed: Annotated[int, typer.Option(help="Sample i depends only on (seed, i).")] = 0,
+    resume_id: Annotated[
+        str | None, typer.Option("--resume", help="Finish an interrupted run by its id.")
+    ] = None,
+    cameras: CamerasOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sample what the conditional's camera would show next; every sample is stored as it exists."""
+    with Store(db) as store:
+        if resume_id:
+            run = store.get_run(resume_id)
+            prediction = resume(run.id, store, _load_model(run.model_spec))
+        else:
+            if file is None:
+                raise InputError("predict needs a conditional file", fix="Pass FILE or --resume ID")
+            conditional = load_conditional(file, cameras)
+            params = SamplingParams(max_tokens, temperature, top_p, tuple(stop or ()), seed)
+            prediction = predict(
+                conditional,
+                _load_model(model),
+                n,
+                params,
+                store=store,
+                cameras_dir=cameras,
+                source=file,
+            )
+    if as_json:
+        samples = [asdict(s) for s in prediction.samples]
+        out.print_json(json.dumps({"run_id": prediction.run_id, "samples": samples}))
+    else:
+        show.prediction(out, prediction)
+
+
+@app.command("score")
+def score_cmd(
+    file: Annotated[Path, typer.Argument(help="A conditional (YAML).")],
+    continuation: Annotated[
+        list[str] | None, typer.Option("--continuation", "-c", help="A continuation (repeatable).")
+    ] = None,
+    continuations: Annotated[
+        Path | None, typer.Option(help="A text file with one continuation per line.")
+    ] = None,
+    model: ModelOpt = "default",
+    cameras: CamerasOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Log-probability of each continuation under the conditional, with per-token surprisal."""
+    texts = list(continuation or []) + _read_lines(continuations)
+    if not texts:
+        raise InputError(
+            "nothing to score", fix="Pass --continuation TEXT (repeatable) or --continuations FILE"
+        )
+    conditional = load_conditional(file, cameras)
+    with Store(db) as store:
+        run_id, scores = score(
+            conditional, texts, _load_model(model), store=store, cameras_dir=cameras, source=file
+        )
+    if as_json:
+        out.print_json(json.dumps({"run_id": run_id, "scores": [asdict(s) for s in scores]}))
+    else:
+        show.scores(out, run_id, scores)
+
+
+def _read_lines(path: Path | None) -> list[str]:
+    if path is None:
+        return []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"cannot read continuations ({error})", source=str(path)) from error
+    return [line for line in lines if line.strip()]
+
+
+@app.command("cameras")
+def cameras_cmd(cameras: CamerasOpt = None) -> None:
+    """List the cameras (kinds of document) a conditional can be rendered through."""
+    table = Table("camera", "imitates", box=None)
+    for name in list_cameras(cameras):
+        table.add_row(name, escape(describe_camera(name, cameras)))
+    out.print(table)
+
+
+@app.command("models")
+def models_cmd() -> None:
+    """List the models that ship with condpred (no download needed)."""
+    table = Table("spec", "kind", "cutoff", "about", box=None)
+    aliases = {v: k for k, v in ALIASES.items()}
+    for name, info in EMBEDDED.items():
+        label = f"{name} ({aliases[name]})" if name in aliases else name
+        kind = "tuned" if info.tuned else "base"
+        table.add_row(label, kind, str(info.cutoff or "unknown"), info.about)
+    out.print(table)
+
+
+@runs_app.command("list")
+def runs_list(
+    limit: Annotated[int, typer.Option(min=1)] = 20,
+    kind: Annotated[str | None, typer.Option(help="Only runs of this kind.")] = None,
+    db: DbOpt = None,
+) -> None:
+    """The most recent runs, newest first."""
+    with Store(db) as store:
+        show.runs(out, store.list_runs(limit=limit, kind=kind))
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, db: DbOpt = None, as_json: JsonOpt = False) -> None:
+    """One run: its parameters, conditional, and samples or scores."""
+    with Store(db) as store:
+        run = store.get_run(run_id)
+        if as_json:
+            out.print_json(
+                json.dumps({"run": asdict(run), "rows": store.rows(run.id)}, default=str)
+            )
+            return
+        show.run(out, run, store.conditionals(run.id), store.samples(run.id), store.scores(run.id))
+
+
+@runs_app.command("export")
+def runs_export(
+    run_id: str,
+    format: Annotated[str, typer.Option("--format", help="jsonl or parquet")] = "jsonl",
+    output: Annotated[Path | None, typer.Option("--out", help="File to write.")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Write a run's samples and scores as JSONL or Parquet, one row each."""
+    with Store(db) as store:
+        run_id = store.resolve_id(run_id)
+        path = output or Path(f"{run_id}.{format}")
+        rows = store.export(run_id, path, format)
+    out.print(f"wrote {rows} rows to {path}")
+
+
+def main() -> None:
+    """Entry point: bad input is one clear paragraph and exit code 2, never a traceback.
+
+    Usage errors are typer's own (also exit 2); an interrupted run is marked so in the store."""
+    try:
+        app()
+    except InputError as error:
+        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(str(error))}")
+        sys.exit(2)

@@ -1,0 +1,108 @@
+"""Predict: sample what a conditional's camera would show next, storing every sample as it exists.
+
+A run is a conditional, a model and sampling parameters. Samples are drawn in small chunks and each
+is committed to the store at once, so an interrupted run keeps what it finished; `resume` draws the
+missing indices, and because sample i depends only on (seed, i), a resumed run ends with exactly the
+samples an uninterrupted run gives.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from condpred.condition import Conditional, render
+from condpred.elicit.recording import Recorder, recording, start_run
+from condpred.model.base import PredictiveModel, Sample, SamplingParams
+from condpred.progress import progress_bar
+from condpred.store import Store
+
+CHUNK = 8  # samples per model call: batching gains against what an interruption can lose
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The samples of one run under one conditional, and the exact text the model saw."""
+
+    run_id: str | None
+    model_spec: str
+    conditional: Conditional
+    rendered: str
+    samples: list[Sample]
+
+
+def predict(
+    conditional: Conditional,
+    model: PredictiveModel,
+    n: int = 8,
+    params: SamplingParams | None = None,
+    *,
+    store: Store | None = None,
+    cameras_dir: str | Path | None = None,
+    source: str | Path | None = None,
+) -> Prediction:
+    """Sample n continuations of the rendered conditional; with a store, record the run."""
+    params = params or SamplingParams()
+    rendered = render(conditional, cameras_dir)
+    run_params = {"n": n, "sampling": {**asdict(params), "stop": list(params.stop)}}
+    run_id = start_run(
+        store, "predict", model.spec, run_params, params.seed, conditional, rendered, source
+    )
+    with recording(store, run_id) as recorder:
+        samples = _sample_missing(model, rendered, n, params, set(), recorder)
+    return Prediction(run_id, model.spec, conditional, rendered, samples)
+
+
+def resume(run_id: str, store: Store, model: PredictiveModel | None = None) -> Prediction:
+    """Finish an interrupted predict run: draw only the samples it does not have yet."""
+    from condpred.model.registry import load_model
+
+    run = store.get_run(run_id)
+    sampling = run.params["sampling"]
+    params = SamplingParams(**{**sampling, "stop": tuple(sampling["stop"])})
+    record = store.conditionals(run.id)[0]
+    model = model or load_model(run.model_spec)
+    done = store.sample_indices(run.id, 0)
+    with recording(store, store.reopen_run(run.id)) as recorder:
+        _sample_missing(model, record.rendered, run.params["n"], params, done, recorder)
+    conditional = Conditional.from_yaml(record.yaml_text, source=f"run {run.id}")
+    samples = store.samples(run.id, 0)
+    return Prediction(run.id, run.model_spec, conditional, record.rendered, samples)
+
+
+def _sample_missing(
+    model: PredictiveModel,
+    rendered: str,
+    n: int,
+    params: SamplingParams,
+    done: set[int],
+    recorder: Recorder,
+) -> list[Sample]:
+    """Draw the samples whose indices are not in `done`, in contiguous chunks, storing each."""
+    samples: list[Sample] = []
+    started = time.perf_counter()
+    with progress_bar(n - len(done), "sampling") as advance:
+        for start, count in _missing_ranges(n, done):
+            for sample in model.sample(rendered, count, params, start=start):
+                recorder.add_sample(sample)
+                samples.append(sample)
+            advance(count)
+    recorder.timings["sample_s"] = time.perf_counter() - started
+    recorder.timings["new_tokens"] = sum(len(s.tokens) for s in samples)
+    return samples
+
+
+def _missing_ranges(n: int, done: set[int]) -> list[tuple[int, int]]:
+    """(start, count) runs of missing indices, each at most CHUNK long."""
+    ranges: list[tuple[int, int]] = []
+    index = 0
+    while index < n:
+        if index in done:
+            index += 1
+            continue
+        start = index
+        while index < n and index not in done and index - start < CHUNK:
+            index += 1
+        ranges.append((start, index - start))
+    return ranges

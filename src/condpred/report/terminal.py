@@ -1,0 +1,104 @@
+"""Readable terminal layouts for predictions, scores and runs (rich)."""
+
+from __future__ import annotations
+
+from rich.console import Console, Group
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from condpred.elicit.predict import Prediction
+from condpred.model.base import Sample, Score
+from condpred.store import ConditionalRecord, RunRecord
+
+TAIL = 160  # characters of the rendered conditional shown before each sample
+
+
+def _sample_panel(sample: Sample, tail: str) -> Panel:
+    body = Text()
+    body.append(tail, style="dim")
+    body.append(sample.text)
+    mean = sample.logprob / max(len(sample.tokens), 1)
+    title = (
+        f"sample {sample.index} · {len(sample.tokens)} tokens · "
+        f"mean log-prob {mean:.2f} · ended by {sample.finish_reason}"
+    )
+    return Panel(body, title=title, title_align="left")
+
+
+def prediction(console: Console, result: Prediction) -> None:
+    tail = "…" + result.rendered[-TAIL:] if len(result.rendered) > TAIL else result.rendered
+    for sample in result.samples:
+        console.print(_sample_panel(sample, tail))
+    stored = f"stored as run {result.run_id}" if result.run_id else "not stored"
+    console.print(f"[bold]{len(result.samples)} samples[/] from {result.model_spec}; {stored}")
+
+
+def _surprisal_line(score: Score) -> Text:
+    """Each token shaded by its surprisal in bits: the tokens the model did not expect stand out."""
+    line = Text()
+    for token, bits in zip(score.tokens, score.surprisal_bits, strict=True):
+        style = "bold red" if bits > 10 else "yellow" if bits > 4 else "green"
+        line.append(token, style=style)
+        line.append(f"[{bits:.1f}]", style="dim")
+    return line
+
+
+def scores(console: Console, run_id: str | None, results: list[Score]) -> None:
+    table = Table("continuation", "log P", "bits/token", "greedy", box=None)
+    for s in results:
+        per_token = -s.logprob / max(len(s.tokens), 1) / 0.6931471805599453
+        table.add_row(
+            escape(repr(s.continuation)),
+            f"{s.logprob:.3f}",
+            f"{per_token:.2f}",
+            "yes" if s.greedy else "",
+        )
+    console.print(table)
+    for s in results:
+        console.print(Group(Text("per-token surprisal (bits):", style="bold"), _surprisal_line(s)))
+    if run_id:
+        console.print(f"stored as run {run_id}")
+
+
+def runs(console: Console, records: list[RunRecord]) -> None:
+    table = Table("id", "kind", "model", "status", "samples", "scores", "created", box=None)
+    colors = {"done": "green", "running": "yellow", "interrupted": "yellow", "failed": "red"}
+    for r in records:
+        status = f"[{colors.get(r.status, 'white')}]{r.status}[/]"
+        table.add_row(
+            r.id, r.kind, r.model_spec, status, str(r.n_samples), str(r.n_scores), r.created_at[:19]
+        )
+    console.print(table if records else "no runs yet")
+
+
+def run(
+    console: Console,
+    record: RunRecord,
+    conditionals: list[ConditionalRecord],
+    samples: list[Sample],
+    results: list[Score],
+) -> None:
+    facts = Table(box=None, show_header=False)
+    for key in (
+        "id",
+        "kind",
+        "model_spec",
+        "status",
+        "seed",
+        "version",
+        "created_at",
+        "finished_at",
+    ):
+        facts.add_row(key, escape(str(getattr(record, key))))
+    facts.add_row("params", escape(str(record.params)))
+    if record.error:
+        facts.add_row("error", f"[red]{escape(record.error)}[/]")
+    console.print(facts)
+    for c in conditionals:
+        console.print(Panel(Text(c.rendered), title=f"conditional {c.index} as the model saw it"))
+    for sample in samples:
+        console.print(_sample_panel(sample, ""))
+    if results:
+        scores(console, None, results)
