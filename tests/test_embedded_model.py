@@ -1,0 +1,47 @@
+"""Integration: the embedded gemma-3-270m base model through the real code path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from condpred import SamplingParams, Store, load_conditional, predict, render
+from tests.test_hf_backend import reference_logprobs
+
+pytestmark = pytest.mark.slow
+EXAMPLES = Path(__file__).parents[1] / "examples"
+
+
+def test_conversion_keeps_the_model_knowledgeable(default_model):
+    """A known answer: a converted model that lost its weights would not put Paris on top."""
+    top = default_model.next_token("The capital of France is", top_k=5)
+    assert " Paris" in [t.token for t in top]
+    assert default_model.spec == "default"
+
+
+def test_scores_are_exact_on_a_rendered_conditional(default_model):
+    context = render(load_conditional(EXAMPLES / "alignment-paper-2031.yaml"))
+    continuations = [" the reporter is trained", " we", " banana bread recipes follow."]
+    for max_batch_tokens in (1, 1024):
+        default_model.max_batch_tokens = max_batch_tokens
+        for index, score in enumerate(default_model.score(context, continuations)):
+            request = default_model._request(index, context, continuations[index])
+            expected = reference_logprobs(
+                default_model, request.context_ids, request.continuation_ids
+            )
+            assert score.token_logprobs == pytest.approx(expected, abs=1e-4)
+    assert torch.get_default_dtype() == torch.float32
+
+
+def test_predict_on_an_example_is_stored_and_reproducible(default_model, tmp_path):
+    conditional = load_conditional(EXAMPLES / "news-ai-moratorium.yaml")
+    params = SamplingParams(max_new_tokens=16, seed=1)
+    with Store(tmp_path / "runs.db") as store:
+        first = predict(conditional, default_model, 2, params, store=store)
+        again = predict(conditional, default_model, 2, params)
+        assert [s.text for s in store.samples(first.run_id)] == [s.text for s in first.samples]
+        assert store.get_run(first.run_id).status == "done"
+    assert [s.text for s in first.samples] == [s.text for s in again.samples]
+    assert all(s.text.strip() for s in first.samples)
