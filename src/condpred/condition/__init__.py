@@ -10,7 +10,7 @@ from condpred.condition.conditional import (
     conditional_from_dict,
     load_conditional,
 )
-from condpred.condition.render import check_camera, describe_camera, list_cameras, render
+from condpred.condition.rendering import check_camera, describe_camera, list_cameras, render
 
 __all__ = [
     "Author",

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
-from condpred.condition.render import check_camera
+from condpred.condition.rendering import CAMERA_NAME, check_camera
 from condpred.errors import InputError
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -30,7 +30,7 @@ class Author(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(min_length=1)
+    name: str
     affiliation: str | None = None
     kind: Literal["human", "ai"] = "human"
 
@@ -40,17 +40,17 @@ class Author(BaseModel):
         """`- Paul Christiano` is shorthand for `- name: Paul Christiano`."""
         return {"name": data} if isinstance(data, str) else data
 
-    @field_validator("name", "affiliation")
-    @classmethod
-    def _strip(cls, value: str | None) -> str | None:
-        return value.strip() if value is not None else None
-
     @field_validator("name")
     @classmethod
     def _not_blank(cls, value: str) -> str:
-        if not value:
+        if not value.strip():
             raise ValueError("an author needs a name")
-        return value
+        return value.strip()
+
+    @field_validator("affiliation")
+    @classmethod
+    def _strip(cls, value: str | None) -> str | None:
+        return (value.strip() or None) if value is not None else None
 
 
 class Conditional(BaseModel):
@@ -70,7 +70,7 @@ class Conditional(BaseModel):
     @field_validator("camera")
     @classmethod
     def _camera_name(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
+        if not CAMERA_NAME.fullmatch(value):
             raise ValueError(
                 "a camera name is a template file name without '.j2', like arxiv-abstract"
             )
@@ -94,9 +94,9 @@ class Conditional(BaseModel):
         """A single item stands for a list of one; sets are refused (their order is not fixed)."""
         if isinstance(value, str | dict):
             return [value]
-        if not isinstance(value, list):
+        if not isinstance(value, list | tuple):
             raise ValueError("expected a list")
-        return value
+        return list(value)
 
     @field_validator("world", "responses")
     @classmethod
@@ -174,6 +174,14 @@ def conditional_from_dict(data: Any, source: str = "<dict>") -> Conditional:
 class _Loader(yaml.SafeLoader):
     """Safe YAML that refuses duplicate keys and reports bad values with their line."""
 
+    def fetch_flow_collection_start(self, token_class: type) -> None:
+        """Refuse deep [ and { nesting early: the scanner's cost grows with its square."""
+        if self.flow_level >= MAX_DEPTH:
+            raise yaml.scanner.ScannerError(
+                None, None, f"nested too deeply (more than {MAX_DEPTH} levels)", self.get_mark()
+            )
+        super().fetch_flow_collection_start(token_class)
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[str] = set()
         for key_node, _ in node.value:
@@ -198,12 +206,17 @@ class _Loader(yaml.SafeLoader):
             ) from exc
 
 
-class _Dumper(yaml.SafeDumper):
+class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml's emitter when present
     """Writes multi-line strings as literal blocks so a dumped conditional stays readable."""
 
 
 def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
-    style = "|" if "\n" in value else None
+    # PyYAML folds these line breaks to spaces in its own unquoted and single-quoted output;
+    # only double quotes (escapes) keep them.
+    if any(char in value for char in "\r\x85\u2028\u2029"):
+        style: str | None = '"'
+    else:
+        style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
 
@@ -232,10 +245,14 @@ def _parse_yaml(text: str, source: str) -> Any:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        fix = (
+            "Correct the value there: give each key once, write real dates (2031-03-03), and "
+            "quote text that YAML would read as a date, a number or a tag"
+            if isinstance(exc, yaml.constructor.ConstructorError)
+            else "Fix the YAML there (indentation, a missing colon, unbalanced quotes or brackets)"
+        )
         raise InputError(
-            f"YAML error{where}: {exc.problem or exc.context}",
-            source=source,
-            fix="Fix the YAML there (indentation, a missing colon, unbalanced quotes or brackets)",
+            f"YAML error{where}: {exc.problem or exc.context}", source=source, fix=fix
         ) from exc
     except yaml.YAMLError as exc:  # e.g. a ReaderError for a control character
         raise InputError(
@@ -323,12 +340,12 @@ def _path(loc: tuple[Any, ...]) -> str:
     """('authors', 0, 'kind') -> 'authors[0].kind', the way a user finds it in the file."""
     text = ""
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) and text:
             text += f"[{part}]"
         elif part == "[key]":
             text += " (key)"
         else:
-            text += f".{part}" if text else str(part)
+            text += f".{part}" if text else str(part)  # an int here is a top-level key
     return text
 
 
@@ -357,9 +374,13 @@ def _check_size(data: Any, source: str) -> None:
         value, depth = stack.pop()
         count += 1
         if count > MAX_VALUES or depth > MAX_DEPTH:
-            problem = "is too large" if count > MAX_VALUES else "is nested too deeply"
+            problem = (
+                f"is too large (more than {MAX_VALUES} values)"
+                if count > MAX_VALUES
+                else f"is nested too deeply (more than {MAX_DEPTH} levels)"
+            )
             raise InputError(
-                f"{problem} (more than {MAX_VALUES} values or {MAX_DEPTH} levels)",
+                problem,
                 source=source,
                 fix="Write a conditional of plain fields; avoid YAML aliases that expand",
             )

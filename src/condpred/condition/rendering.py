@@ -71,6 +71,7 @@ def describe_camera(name: str, cameras_dir: str | Path | None = None) -> str:
     """The first line of the camera's leading `{# ... #}` comment: what the template imitates."""
     check_camera(name, cameras_dir)
     env = _environment(_key(cameras_dir))
+    _load(env, name + SUFFIX)  # reports a file that is not UTF-8 or not valid Jinja2
     source, _, _ = env.loader.get_source(env, name + SUFFIX)
     match = re.match(r"\s*\{#-?\s*(.*?)\s*-?#\}", source, re.DOTALL)
     return match.group(1).splitlines()[0].strip() if match else ""
@@ -128,11 +129,11 @@ def _load(env: ImmutableSandboxedEnvironment, name: str) -> Template:
         return env.get_template(name)
     except TemplateSyntaxError as exc:
         raise _syntax_error(exc) from exc
-    except TemplateNotFound as exc:  # an {% include %} or {% extends %} of a missing file
+    except TemplateNotFound as exc:  # an {% extends %} of a missing file
+        raise _not_found(exc, name) from exc
+    except UnicodeDecodeError as exc:
         raise InputError(
-            f"template not found: {exc.name}",
-            source=name,
-            fix=f"Templates can include only files in the cameras folders ({SUFFIX} files)",
+            f"is not UTF-8 text (byte {exc.start})", source=name, fix="Save the template as UTF-8"
         ) from exc
 
 
@@ -144,6 +145,14 @@ def _syntax_error(exc: TemplateSyntaxError) -> InputError:
     )
 
 
+def _not_found(exc: TemplateNotFound, where: str) -> InputError:
+    return InputError(
+        f"template not found: {exc.name}",
+        source=where,
+        fix=f"Templates can include only {SUFFIX} files in the cameras folders",
+    )
+
+
 def _template_error(exc: Exception, template: Template) -> InputError:
     if isinstance(exc, InputError):
         return exc
@@ -151,6 +160,8 @@ def _template_error(exc: Exception, template: Template) -> InputError:
     where = f"{filename}, line {line}" if (line := _template_line(exc, filename)) else filename
     if isinstance(exc, TemplateSyntaxError):  # in an {% include %}d template
         return _syntax_error(exc)
+    if isinstance(exc, TemplateNotFound):  # an {% include %} of a missing file
+        return _not_found(exc, where)
     if isinstance(exc, SecurityError):
         return InputError(
             f"template tried an unsafe operation: {exc}",
