@@ -242,6 +242,12 @@ def test_to_yaml_round_trips_awkward_text() -> None:
     assert Conditional.from_yaml(c.to_yaml()) == c
 
 
+def test_extra_tuples_become_lists() -> None:
+    c = Conditional(title="T", extra={"tags": ("a", ("b",))})
+    assert c.extra == {"tags": ["a", ["b"]]}
+    assert Conditional.from_yaml(c.to_yaml()) == c
+
+
 def test_shorthands_wrap_single_values() -> None:
     c = conditional_from_dict({"title": "T", "world": "One premise", "authors": "Paul Christiano"})
     assert c.world == ["One premise"]
@@ -308,6 +314,10 @@ def test_unknown_author_field(tmp_path: Path) -> None:
         ({"title": "T", "world": {"set"}}, "world", "premises"),
         ({"title": "T", "extra": ["a"]}, "extra", "mapping"),
         ({"title": "T", "extra": {1: "a"}}, "extra[1] (key)", "mapping"),
+        ({"title": "T", "extra": {"tags": {"a", "b"}}}, "extra", "mapping"),
+        ({"title": "T", "extra": {"a": {"b": object()}}}, "extra", "mapping"),
+        ({"title": "T", "extra": {"a": {1: 2}}}, "extra", "mapping"),
+        ({"title": "T", "extra": {"n": 10**5000}}, "extra", "mapping"),
         ({"title": "T", "responses": [None]}, "responses[0]", "possible responses"),
         ({"title": "T", "camera": "../../etc/passwd"}, "camera", "camera template"),
         ({"title": "T", 7: "x"}, "7", "Allowed fields"),

@@ -106,6 +106,12 @@ class Conditional(BaseModel):
             raise ValueError(f"item {stripped.index('')} is empty")
         return stripped
 
+    @field_validator("extra")
+    @classmethod
+    def _yaml_values(cls, extra: dict[str, Any]) -> dict[str, Any]:
+        """Free fields must survive `to_yaml` and render the same every time."""
+        return {key: _plain(value, f"extra.{key}") for key, value in extra.items()}
+
     @field_validator("title")
     @classmethod
     def _strip_title(cls, value: str | None) -> str | None:
@@ -166,6 +172,26 @@ def conditional_from_dict(data: Any, source: str = "<dict>") -> Conditional:
         return Conditional.model_validate(data)
     except ValidationError as exc:
         raise _input_error(exc, source) from exc
+
+
+PLAIN = (str, bool, int, float, dt.date, bytes, type(None))
+
+
+def _plain(value: Any, where: str) -> Any:
+    """`value` as plain YAML data (tuples become lists), or a ValueError naming where it is."""
+    if isinstance(value, dict):
+        if not all(isinstance(key, str) for key in value):
+            raise ValueError(f"'{where}' has a key that is not text")
+        return {key: _plain(item, f"{where}.{key}") for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if not isinstance(value, PLAIN):
+        raise ValueError(
+            f"'{where}' holds a {type(value).__name__}; use text, numbers, dates, lists or mappings"
+        )
+    if isinstance(value, int) and value.bit_length() > 10_000:
+        raise ValueError(f"'{where}' holds a number too large to write out")
+    return value
 
 
 # --- YAML in and out -------------------------------------------------------------------------
