@@ -353,6 +353,8 @@ def test_bad_values_are_cut_short_in_messages() -> None:
         ("title: T\ntitle: U\n", "line 2"),
         ("title: T\ndate: 2031-02-30\n", "line 2"),
         ("title: T\nextra: {d: !!timestamp nope}\n", "line 2"),
+        ('title: T\nprefix: "\\U00200000"\n', "line 2"),
+        ('title: T\nprefix: "\\U80000000"\n', "line 2"),
     ],
 )
 def test_yaml_errors_give_the_line(tmp_path: Path, text: str, where: str) -> None:

@@ -198,7 +198,8 @@ def _plain(value: Any, where: str) -> Any:
 
 
 class _Loader(yaml.SafeLoader):
-    """Safe YAML that refuses duplicate keys and reports bad values with their line."""
+    """Safe YAML that refuses duplicate keys and deep nesting, and reports bad values with their
+    line (PyYAML raises some of those errors without one, or as plain ValueErrors)."""
 
     def fetch_flow_collection_start(self, token_class: type) -> None:
         """Refuse deep [ and { nesting early: the scanner's cost grows with its square."""
@@ -207,6 +208,14 @@ class _Loader(yaml.SafeLoader):
                 None, None, f"nested too deeply (more than {MAX_DEPTH} levels)", self.get_mark()
             )
         super().fetch_flow_collection_start(token_class)
+
+    def fetch_more_tokens(self) -> None:
+        try:
+            super().fetch_more_tokens()
+        except (ValueError, OverflowError) as exc:  # e.g. an escape "\U00200000" beyond Unicode
+            raise yaml.scanner.ScannerError(
+                None, None, f"invalid text ({exc})", self.get_mark()
+            ) from exc
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[str] = set()
