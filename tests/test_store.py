@@ -87,6 +87,19 @@ def test_float_and_text_round_trip_property(tmp_path: Path) -> None:
         check()
 
 
+def test_check_results_round_trip(store: Store) -> None:
+    from condpred.checks.base import CheckResult
+
+    run = new_run(store, n_conds=2)
+    results = [
+        CheckResult("ai_author", 0.25, 0.5, "pass", {"probes": [-1.5, -2.0]}, 0, "human"),
+        CheckResult("surprisal", 7.5, 6.0, "warn", {}, None, "unlikely"),
+    ]
+    store.add_check_results(run, 1, results)
+    assert store.check_results(run) == results
+    assert store.check_results(run, cond_index=0) == []
+
+
 def test_scores_append_per_conditional(store: Store) -> None:
     run = new_run(store, n_conds=2)
     a = [

@@ -29,6 +29,8 @@ from condpred.store.schema import MIGRATIONS
 if TYPE_CHECKING:
     import pandas as pd
 
+    from condpred.checks.base import CheckResult
+
 STATUSES = ("running", "done", "failed", "interrupted")
 
 
@@ -304,6 +306,28 @@ class Store:
                     ),
                 )
 
+    def add_check_results(self, run_id: str, cond_index: int, results: list[CheckResult]) -> None:
+        """Store what the checks found for one conditional, in one commit."""
+        run_id = self.resolve_id(run_id)
+        with self._tx():
+            for r in results:
+                self._insert(
+                    f"check {r.check} of run {run_id}",
+                    "INSERT INTO check_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        run_id,
+                        cond_index,
+                        r.sample_index,
+                        r.check,
+                        r.value,
+                        r.threshold,
+                        r.verdict,
+                        json.dumps(r.evidence, ensure_ascii=False, default=str),
+                        r.message,
+                        _now(),
+                    ),
+                )
+
     def finish_run(
         self,
         run_id: str,
@@ -413,6 +437,29 @@ class Store:
                     greedy=bool(r["greedy"]),
                 ),
             )
+
+    def check_results(self, run_id: str, cond_index: int | None = None) -> list[CheckResult]:
+        """Stored check results, in the order they were added."""
+        from condpred.checks.base import CheckResult
+
+        run_id = self.resolve_id(run_id)
+        rows = self._q(
+            "SELECT * FROM check_results WHERE run_id = ? AND (? IS NULL OR cond_index = ?)"
+            " ORDER BY rowid",
+            (run_id, cond_index, cond_index),
+        )
+        return [
+            CheckResult(
+                check=r["check_name"],
+                value=r["value"],
+                threshold=r["threshold"],
+                verdict=r["verdict"],
+                evidence=json.loads(r["evidence"]),
+                sample_index=r["sample_index"],
+                message=r["message"],
+            )
+            for r in rows
+        ]
 
     def sample_indices(self, run_id: str, cond_index: int) -> set[int]:
         """Indices already stored for a conditional; a resume draws only the others."""

@@ -60,4 +60,22 @@ MIGRATIONS: list[str] = [
             REFERENCES conditionals (run_id, cond_index) ON DELETE CASCADE
     );
     """,
+    # 2: what the checks found, per sample (sample_index) or per conditional (NULL).
+    """
+    CREATE TABLE check_results (
+        run_id       TEXT NOT NULL,
+        cond_index   INTEGER NOT NULL,
+        sample_index INTEGER,            -- NULL: a finding about the conditional as a whole
+        check_name   TEXT NOT NULL,
+        value        REAL NOT NULL,
+        threshold    REAL,
+        verdict      TEXT NOT NULL,      -- pass | warn | fail
+        evidence     TEXT NOT NULL,      -- JSON: probes, log-probs
+        message      TEXT NOT NULL,
+        created_at   TEXT NOT NULL,
+        FOREIGN KEY (run_id, cond_index)
+            REFERENCES conditionals (run_id, cond_index) ON DELETE CASCADE
+    );
+    CREATE INDEX check_results_run ON check_results (run_id, cond_index, sample_index);
+    """,
 ]
