@@ -13,12 +13,11 @@ from condpred.checks.base import VERDICT_ORDER, Check, CheckInput, CheckResult, 
 from condpred.errors import InputError
 from condpred.model.base import Sample
 
-_NOT_CHECKS = {"base"}
-
 
 def available_checks() -> list[str]:
-    """Names of the checks in this package (each a module exposing CHECK)."""
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in _NOT_CHECKS)
+    """Names of the checks in this package: every module but `base` and `_private` ones."""
+    names = (m.name for m in pkgutil.iter_modules(__path__))
+    return sorted(n for n in names if n != "base" and not n.startswith("_"))
 
 
 def get_check(name: str) -> Check:
