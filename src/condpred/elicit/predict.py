@@ -66,6 +66,13 @@ def resume(run_id: str, store: Store, model: PredictiveModel | None = None) -> P
     done = store.sample_indices(run.id, 0)
     with recording(store, store.reopen_run(run.id)) as recorder:
         _sample_missing(model, record.rendered, run.params["n"], params, done, recorder)
+    return stored_prediction(store, run.id)
+
+
+def stored_prediction(store: Store, run_id: str) -> Prediction:
+    """A stored predict run as a Prediction, e.g. to check it again without sampling."""
+    run = store.get_run(run_id)
+    record = store.conditionals(run.id)[0]
     conditional = Conditional.from_yaml(record.yaml_text, source=f"run {run.id}")
     samples = store.samples(run.id, 0)
     return Prediction(run.id, run.model_spec, conditional, record.rendered, samples)

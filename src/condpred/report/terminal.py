@@ -8,6 +8,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from condpred.checks.base import CheckResult
 from condpred.elicit.predict import Prediction
 from condpred.model.base import Sample, Score
 from condpred.store import ConditionalRecord, RunRecord
@@ -102,3 +103,34 @@ def run(
         console.print(_sample_panel(sample, ""))
     if results:
         scores(console, None, results)
+
+
+VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red"}
+
+
+def _verdict(result: CheckResult) -> str:
+    return f"[{VERDICT_STYLE[result.verdict]}]{result.check} {result.verdict} {result.value:.3g}[/]"
+
+
+def check_summary(console: Console, results: list[CheckResult]) -> None:
+    """One line per sample with each check's verdict, colour-coded; conditional-level first."""
+    overall = [r for r in results if r.sample_index is None]
+    if overall:
+        console.print("[bold]conditional[/]  " + "  ".join(_verdict(r) for r in overall))
+        for r in overall:
+            if r.verdict != "pass" and r.message:
+                console.print(f"  {r.check}: {escape(r.message)}")
+    indices = sorted({r.sample_index for r in results if r.sample_index is not None})
+    for index in indices:
+        own = [r for r in results if r.sample_index == index]
+        console.print(f"[bold]sample {index}[/]  " + "  ".join(_verdict(r) for r in own))
+
+
+def dropped(console: Console, reasons: dict[int, list[CheckResult]]) -> None:
+    if not reasons:
+        console.print("[green]gate: every sample passed its checks[/]")
+        return
+    console.print(f"[yellow]gate: dropped {len(reasons)} sample(s)[/]")
+    for index, results in sorted(reasons.items()):
+        why = ", ".join(f"{r.check} {r.verdict} ({r.value:.3g})" for r in results)
+        console.print(f"  sample {index}: {why}")
