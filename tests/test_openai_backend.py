@@ -10,10 +10,18 @@ has it (vLLM pins an older transformers than condpred, so it lives in its own ve
 
 Reference log-probs are plain full forward passes in process (tests/openai_reference.py):
 llama-cpp-python's `Llama(logits_all=True)` on the same GGUF for the llama server, transformers
-on the same float32 folder for vLLM. Measured max |diff|: llama server 3e-7 nats (the same
-kernels), vLLM ~1e-5 (other kernels, same float32 weights); tolerance 1e-4 for both. What this
-checks is the backend's alignment: which echoed position belongs to which token, the continuation
-boundary, and the shift quirk; a misread position is off by nats, not by 1e-4.
+on the same float32 folder for vLLM. What this checks is the backend's alignment (which echoed
+position belongs to which token, the continuation boundary, the shift quirk): a misread position
+is off by nats. Tolerances, per token, from measurements over 57 continuation tokens:
+
+* vLLM vs transformers, both float32: max |diff| 3.1e-5 nats; batch composition moves sampled
+  log-probs by 7e-6. Tolerance 2e-4.
+* llama server vs in-process llama.cpp: 54 of 57 tokens agree exactly (< 1e-6), the other three
+  by up to 0.12 nats. Not a backend error: llama.cpp's kernels for one token and for a batch
+  round Q4_1 x Q8 products differently, and the server reuses cached positions, so a position's
+  logits depend on how its cache was filled (in process, evaluating the last token of
+  "... zq" alone instead of in the batch moves log P("q") by 0.025). Tolerance 0.25 nats, and
+  most tokens must agree to 1e-4.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from pathlib import Path
 import pytest
 
 from condpred.errors import InputError
-from condpred.model.base import PredictiveModel, SamplingParams
+from condpred.model.base import PredictiveModel, Sample, SamplingParams
 from condpred.model.openai import (
     OpenAIModel,
     finish_reason,
@@ -48,7 +56,9 @@ from tests.server_openai import (
     vllm_server,
 )
 
-TOL = 1e-4  # nats; see the module docstring for the measured agreement
+EXACT = 1e-4  # nats: "the same computation"
+LLAMA_TOL = 0.25  # nats, per token: see the module docstring
+VLLM_TOL = 2e-4
 CONTEXT = "The capital of France is"
 
 
@@ -149,11 +159,12 @@ class Served:
     url: str
     model: OpenAIModel
     ref: Reference
+    tol: float  # per-token agreement, nats
 
 
 @pytest.fixture(scope="session")
 def served_llama(smol_url: str, smol: OpenAIModel, smol_ref: Reference) -> Served:
-    return Served(smol_url, smol, smol_ref)
+    return Served(smol_url, smol, smol_ref, LLAMA_TOL)
 
 
 @pytest.fixture(scope="session")
@@ -163,7 +174,7 @@ def served_vllm(smol_path: Path, tmp_path_factory: pytest.TempPathFactory):
         pytest.skip(f"vLLM tests are opt-in: set {VLLM_PYTHON_ENV} (see the module docstring)")
     folder = gguf_to_hf(smol_path, tmp_path_factory.mktemp("smol-hf"))
     with vllm_server(python, folder, "smol") as url, OpenAIModel(url, "smol") as model:
-        yield Served(url, model, HFReference(folder))
+        yield Served(url, model, HFReference(folder), VLLM_TOL)
 
 
 @pytest.fixture(scope="session", params=["llama-cpp", "vllm"])
@@ -177,17 +188,15 @@ def served(request: pytest.FixtureRequest) -> Served:
 CONTINUATIONS = ["Paris", "London", "a city of light", "zq xv"]
 
 
-def _assert_matches_reference(model: OpenAIModel, ref: Reference, context: str) -> float:
-    worst = 0.0
-    for score in model.score(context + " ", CONTINUATIONS):
-        tokens, logprobs = ref.continuation(context + " ", score.continuation)
+def _assert_matches_reference(model: OpenAIModel, ref: Reference, tol: float) -> None:
+    diffs = []
+    for score in model.score(CONTEXT + " ", CONTINUATIONS):
+        tokens, logprobs = ref.continuation(CONTEXT + " ", score.continuation)
         assert score.tokens == tokens
-        assert len(score.token_logprobs) == len(logprobs)
-        for got, want in zip(score.token_logprobs, logprobs, strict=True):
-            worst = max(worst, abs(got - want))
-        assert score.logprob == pytest.approx(sum(logprobs), abs=TOL * len(logprobs))
-    assert worst < TOL
-    return worst
+        assert score.token_logprobs == pytest.approx(logprobs, abs=tol)
+        assert score.logprob == pytest.approx(sum(score.token_logprobs))
+        diffs += [abs(got - want) for got, want in zip(score.token_logprobs, logprobs, strict=True)]
+    assert sum(d < EXACT for d in diffs) > len(diffs) / 2
 
 
 def test_is_a_predictive_model(served: Served) -> None:
@@ -196,7 +205,7 @@ def test_is_a_predictive_model(served: Served) -> None:
 
 
 def test_scores_match_an_in_process_forward_pass(served: Served) -> None:
-    _assert_matches_reference(served.model, served.ref, CONTEXT)
+    _assert_matches_reference(served.model, served.ref, served.tol)
 
 
 def test_shifted_echo_is_detected_for_a_model_without_bos(smol: OpenAIModel) -> None:
@@ -211,7 +220,7 @@ def test_vllm_echo_is_aligned(served_vllm: Served) -> None:
 
 def test_aligned_echo_of_a_model_with_bos_matches_a_forward_pass(smol_bos_path: Path) -> None:
     with llama_server(smol_bos_path, "smol-bos") as url, OpenAIModel(url, "smol-bos") as model:
-        _assert_matches_reference(model, LlamaReference(smol_bos_path), CONTEXT)
+        _assert_matches_reference(model, LlamaReference(smol_bos_path), LLAMA_TOL)
         assert model._shifted is False
 
 
@@ -237,14 +246,14 @@ def test_trailing_space_in_context_equals_leading_space_in_continuation(served: 
     a = served.model.score(CONTEXT + " ", ["Paris"])[0]
     b = served.model.score(CONTEXT, [" Paris"])[0]
     assert a.tokens == b.tokens == [" Paris"]
-    assert a.logprob == pytest.approx(b.logprob, abs=TOL)
+    assert a.logprob == pytest.approx(b.logprob, abs=served.tol)
 
 
 def test_a_token_straddling_the_boundary_belongs_to_the_continuation(served: Served) -> None:
     score = served.model.score("The capital of Fr", ["ance is Paris"])[0]
     assert score.tokens == [" France", " is", " Paris"]
     _, logprobs = served.ref.token_logprobs("The capital of France is Paris")
-    assert score.token_logprobs == pytest.approx(logprobs[-3:], abs=TOL)
+    assert score.token_logprobs == pytest.approx(logprobs[-3:], abs=served.tol)
 
 
 def test_empty_context_without_bos_is_a_clear_error(served: Served) -> None:
@@ -257,7 +266,7 @@ def test_concurrent_scoring_equals_sequential(served: Served) -> None:
     with OpenAIModel(served.url, "smol", concurrency=1) as sequential:
         one = [s.logprob for s in sequential.score(CONTEXT, conts)]
     many = [s.logprob for s in served.model.score(CONTEXT, conts)]
-    assert many == pytest.approx(one, abs=TOL)
+    assert many == pytest.approx(one, abs=served.tol * len(conts))
 
 
 def test_next_token_matches_reference_top_k(served: Served) -> None:
@@ -268,16 +277,25 @@ def test_next_token_matches_reference_top_k(served: Served) -> None:
     assert all(t.prob == pytest.approx(math.exp(t.logprob)) for t in top)
     want = served.ref.top(CONTEXT, 5)
     assert [t.token for t in top] == [tok for tok, _ in want]
-    assert [t.logprob for t in top] == pytest.approx([lp for _, lp in want], abs=TOL)
+    assert [t.logprob for t in top] == pytest.approx([lp for _, lp in want], abs=served.tol)
 
 
 PARAMS = SamplingParams(max_new_tokens=12, temperature=1.0, seed=7)
 
 
+def _assert_same_samples(a: list[Sample], b: list[Sample], tol: float) -> None:
+    """Same text, tokens, ends and indices; log-probs up to the server's float noise."""
+    assert [(s.text, s.tokens, s.finish_reason, s.index) for s in a] == [
+        (s.text, s.tokens, s.finish_reason, s.index) for s in b
+    ]
+    for x, y in zip(a, b, strict=True):
+        assert x.token_logprobs == pytest.approx(y.token_logprobs, abs=tol)
+
+
 def test_seeded_sampling_is_reproducible(served: Served) -> None:
     first = served.model.sample(CONTEXT, 3, PARAMS)
     second = served.model.sample(CONTEXT, 3, PARAMS)
-    assert first == second
+    _assert_same_samples(first, second, served.tol)
     assert [s.index for s in first] == [0, 1, 2]
     assert len({s.text for s in first}) > 1  # distinct seeds per index give distinct samples
     other = served.model.sample(CONTEXT, 3, SamplingParams(max_new_tokens=12, seed=8))
@@ -286,7 +304,7 @@ def test_seeded_sampling_is_reproducible(served: Served) -> None:
 
 def test_sampling_resumes_at_any_index(served: Served) -> None:
     four = served.model.sample(CONTEXT, 4, PARAMS)
-    assert served.model.sample(CONTEXT, 2, PARAMS, start=2) == four[2:]
+    _assert_same_samples(served.model.sample(CONTEXT, 2, PARAMS, start=2), four[2:], served.tol)
 
 
 def test_sample_logprobs_agree_with_scoring_the_sample(served: Served) -> None:
@@ -296,7 +314,7 @@ def test_sample_logprobs_agree_with_scoring_the_sample(served: Served) -> None:
     assert "".join(sample.tokens) == sample.text
     score = served.model.score(CONTEXT, [sample.text])[0]
     if score.tokens == sample.tokens:  # the same tokenisation (re-tokenising may merge)
-        assert score.token_logprobs == pytest.approx(sample.token_logprobs, abs=TOL)
+        assert score.token_logprobs == pytest.approx(sample.token_logprobs, abs=served.tol)
 
 
 def test_finish_reasons_stop_and_eos(served: Served) -> None:
@@ -338,7 +356,7 @@ def test_503s_are_retried_with_backoff(smol_url: str, smol: OpenAIModel) -> None
         with OpenAIModel(proxy.url, "smol", backoff=0.05, shifted_echo=True) as model:
             got = model.score(CONTEXT, [" Paris"])[0].logprob
         assert proxy.completions_seen == 3
-    assert got == pytest.approx(want, abs=TOL)
+    assert got == pytest.approx(want, abs=LLAMA_TOL)
 
 
 def test_503s_beyond_the_retry_budget_are_a_clear_error(smol_url: str) -> None:
@@ -360,6 +378,6 @@ def test_server_without_logits_all_is_a_clear_error(smol_path: Path) -> None:
     with (
         llama_server(smol_path, "smol", logits_all=False) as url,
         OpenAIModel(url, "smol", max_retries=0) as model,
-        pytest.raises(InputError, match="logits_all"),
+        pytest.raises(InputError, match="with `--logits_all true`"),
     ):
         model.score(CONTEXT, [" Paris"])

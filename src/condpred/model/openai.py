@@ -19,12 +19,22 @@ How each method maps onto the API, and why:
 * `sample` sends one request per sample index with a seed hashed from (seed, index), not one
   request with `n`: how a server splits one seed over `n` choices is its own business (and
   changes with `n`), so only a per-index seed makes sample i depend on (seed, i) alone, and
-  lets an interrupted run resume at any index.
-* `next_token` asks for one token with `logprobs: top_k`.
+  lets an interrupted run resume at any index. Server-side sampling defaults (llama.cpp's
+  top_k 40, min_p 0.05, repeat_penalty 1.1) are switched off so samples come from the model's
+  own distribution; the reported log-probs are the raw model's (vLLM's default
+  `raw_logprobs`, llama.cpp's logits), i.e. at temperature 1 as `Sample` promises.
+* `next_token` asks for one token with `logprobs: top_k`. The API names tokens by their text
+  only, so `TokenProb.token_id` is -1 (and tokens with the same text merge into one entry).
+
+Requests run `concurrency` at a time (so vLLM can batch them); 5xx answers and dropped
+connections are retried `max_retries` times with exponential backoff, but a server that has
+never answered fails at once: that is a wrong URL far more often than a restart. Every failure
+users can fix (unreachable, unknown model, no prompt log-probs, HTTP 4xx) is an `InputError`
+naming the URL and what to check.
 
 Known quirk handled here: llama-cpp-python's server (0.3.x), for a model that adds no BOS token
 (e.g. SmolLM2), reports each echoed token's log-prob from the *next* position's distribution
-(it drops one logits row for a BOS that is not there). A one-time probe on a counting sequence
+(it drops one logits row for a BOS that is not there). A one-time probe on the days of the week
 detects the shift; the backend then reads token i's log-prob from the top-k of position i-1 and,
 for the rare token outside that top-k, asks for it directly by forcing it with `logit_bias`
 (the generation path reports unshifted, unbiased log-probs).
@@ -49,8 +59,8 @@ from condpred.model.base import Sample, SamplingParams, Score, TokenProb
 T = TypeVar("T")
 R = TypeVar("R")
 
-# A sequence any language model predicts well: its top-1 guesses reveal which way the echo aligns.
-PROBE_TEXT = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12"
+# Text any language model predicts well: its top-1 guesses reveal which way the echo aligns.
+PROBE_TEXT = "Monday, Tuesday, Wednesday, Thursday, Friday, Saturday, Sunday"
 SHIFTED_TOP_K = 100  # top-k read from shifted echoes (the server sorts the whole vocab anyway)
 FORCE_BIAS = 100.0  # logit_bias that makes a token the greedy choice, to read its log-prob
 GREEDY_EPS = 1e-6
@@ -108,8 +118,10 @@ def parse_echo(choice: dict[str, Any], text: str) -> Echo:
     if not tokens or len({len(tokens), len(offsets), len(logprobs), len(tops)}) != 1:
         return Echo([], [], [], [])
     start = 0
-    while start < len(tokens) - 1 and text and not text.startswith(tokens[start]):
-        start += 1  # e.g. vLLM echoes "<s>", which is not part of the prompt text
+    while (
+        start < len(tokens) - 1 and logprobs[start] is None and not text.startswith(tokens[start])
+    ):
+        start += 1  # e.g. vLLM echoes the BOS it added ("<s>"), which the prompt text lacks
     base = offsets[start]
     rel = [o - base for o in offsets[start:]]
     keep = [i for i, o in enumerate(rel) if o < len(text)]
@@ -196,8 +208,7 @@ class OpenAIModel:
         return self._map(lambda i: self._sample_one(context, params, i), range(start, start + n))
 
     def next_token(self, context: str, top_k: int = 10) -> list[TokenProb]:
-        """The server's top_k next tokens. `token_id` is -1: the completions API names tokens
-        by their text only (tokens with the same text merge into one entry)."""
+        """The server's top_k next tokens, most probable first (`token_id` -1: see above)."""
         self._prepare()
         body = {"prompt": context, "max_tokens": 1, "temperature": 0.0, "logprobs": top_k}
         choice = self._complete(body)
@@ -304,7 +315,7 @@ class OpenAIModel:
 
     def _probe_shift(self) -> bool:
         """True when echoed log-probs come one position late (see the module docstring): the
-        top-1 guesses on a counting sequence then match the *next* token, not the current one."""
+        top-1 guesses on the days of the week then match the *next* token, not the current one."""
         echo = self._echo(PROBE_TEXT, 1)
         aligned = shifted = 0
         for i, top in enumerate(echo.tops):
@@ -416,6 +427,8 @@ class OpenAIModel:
             fix = "Check base_url: it should be the server root, e.g. http://127.0.0.1:8000"
         elif code in (401, 403):
             fix = "Pass api_key= (the server requires one)"
+        elif "logits_all" in message:
+            fix = "Start llama-cpp-python's server with `--logits_all true` (needed for log-probs)"
         elif code >= 500:
             fix = f"The server failed after {self.max_retries} retries; check its log"
         else:
