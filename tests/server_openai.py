@@ -128,12 +128,21 @@ def gguf_to_hf(gguf: Path, target: Path) -> Path:
 class FlakyProxy:
     """A stdlib HTTP server that forwards to `upstream`, after answering 503 to the first
     `fail_first` completions requests; `drop_logprobs` nulls the log-probs of echoed answers
-    (what a server that ignores `echo`/`logprobs` returns, e.g. llama.cpp's llama-server)."""
+    (what a server that ignores `echo`/`logprobs` returns, e.g. llama.cpp's llama-server);
+    `delay` seconds before each completions answer make a slow server."""
 
-    def __init__(self, upstream: str, *, fail_first: int = 0, drop_logprobs: bool = False) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        fail_first: int = 0,
+        drop_logprobs: bool = False,
+        delay: float = 0.0,
+    ) -> None:
         self.upstream = upstream
         self.fail_first = fail_first
         self.drop_logprobs = drop_logprobs
+        self.delay = delay
         self.completions_seen = 0
         self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
@@ -163,6 +172,7 @@ class FlakyProxy:
                     proxy.completions_seen += 1
                     if proxy.completions_seen <= proxy.fail_first:
                         return self._send(503, b'{"error": {"message": "warming up"}}')
+                    time.sleep(proxy.delay)
                 self._forward(body)
 
             def _forward(self, body: bytes | None) -> None:

@@ -350,6 +350,19 @@ def test_unreachable_server_fails_fast_with_the_url() -> None:
     assert url in str(err.value)
 
 
+def test_a_slow_server_is_a_timeout_error_not_a_hang(smol_url: str) -> None:
+    with FlakyProxy(smol_url, delay=3.0) as proxy:
+        model = OpenAIModel(proxy.url, "smol", timeout=0.5, shifted_echo=True)
+        start = time.monotonic()
+        with model, pytest.raises(InputError, match=r"timed out.*Raise `timeout`"):
+            model.score(CONTEXT, [" Paris"])
+        assert time.monotonic() - start < 2.5
+
+
+def test_no_continuations_score_nothing(smol: OpenAIModel) -> None:
+    assert smol.score(CONTEXT, []) == []
+
+
 def test_503s_are_retried_with_backoff(smol_url: str, smol: OpenAIModel) -> None:
     want = smol.score(CONTEXT, [" Paris"])[0].logprob
     with FlakyProxy(smol_url, fail_first=2) as proxy:

@@ -199,6 +199,8 @@ class OpenAIModel:
 
     def score(self, context: str, continuations: Sequence[str]) -> list[Score]:
         """Log P(continuation | context) from the server's echoed prompt log-probs."""
+        if not continuations:
+            return []
         self._prepare(scoring=True)
         return self._map(lambda c: self._score_one(context, c), list(continuations))
 
@@ -302,12 +304,21 @@ class OpenAIModel:
             "logprobs": 1,
             "logit_bias": {str(ids[i]): FORCE_BIAS},
         }
-        lp = (self._complete(body).get("logprobs") or {}).get("token_logprobs") or [None]
-        if lp[0] is None:
-            raise self._no_logprob_error(i)
-        return float(lp[0])
+        got = self._complete(body).get("logprobs") or {}
+        tokens, logprobs = got.get("tokens") or [None], got.get("token_logprobs") or [None]
+        if tokens[0] != echo.tokens[i] or logprobs[0] is None:
+            raise InputError(
+                f"the server at {self.base_url} did not generate the forced token "
+                f"{echo.tokens[i]!r} (got {tokens[0]!r}), so its log-prob cannot be read",
+                source=self.spec,
+                fix="Check that the server honours `logit_bias`, or serve the model with vLLM",
+            )
+        return float(logprobs[0])
 
     def _tokenize(self, text: str) -> list[int]:
+        """Token ids from llama-cpp-python's `/extras/tokenize`, cached (boundedly) per text."""
+        if len(self._tokenized) > 256:
+            self._tokenized.clear()
         if text not in self._tokenized:
             data = self._request("POST", "/extras/tokenize", {"input": text})
             self._tokenized[text] = list(data.get("tokens") or [])
