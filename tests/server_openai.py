@@ -67,6 +67,7 @@ def serve(cmd: Sequence[str], port: int, timeout: float, env: dict | None = None
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    log.unlink(missing_ok=True)  # kept only when the server failed to start (or the body raised)
 
 
 def _wait_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float) -> None:
