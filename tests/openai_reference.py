@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from condpred.model.openai import split_trailing_spaces
+from condpred.model.base import split_trailing_whitespace
 
 
 def _log_softmax(rows: np.ndarray) -> np.ndarray:
@@ -39,7 +39,7 @@ class Reference:
 
     def continuation(self, context: str, continuation: str) -> tuple[list[str], list[float]]:
         """The continuation's tokens and log-probs (for a continuation no token straddles)."""
-        ctx, cont = split_trailing_spaces(context, continuation)
+        ctx, cont = split_trailing_whitespace(context, continuation)
         tokens, logprobs = self.token_logprobs(ctx + cont)
         n_ctx = len(self.encode(ctx))
         return tokens[n_ctx - 1 :], logprobs[n_ctx - 1 :]

@@ -36,13 +36,12 @@ from pathlib import Path
 import pytest
 
 from condpred.errors import InputError
-from condpred.model.base import PredictiveModel, Sample, SamplingParams
+from condpred.model.base import PredictiveModel, Sample, SamplingParams, split_trailing_whitespace
 from condpred.model.openai import (
     OpenAIModel,
     finish_reason,
     parse_echo,
     sample_seed,
-    split_trailing_spaces,
     trim_to_text,
 )
 from tests.openai_reference import HFReference, LlamaReference, Reference
@@ -73,8 +72,8 @@ def test_sample_seed_depends_only_on_seed_and_index() -> None:
 
 
 def test_trailing_spaces_move_to_the_continuation() -> None:
-    assert split_trailing_spaces("is  ", "Paris") == ("is", "  Paris")
-    assert split_trailing_spaces("is\n", "Paris") == ("is\n", "Paris")
+    assert split_trailing_whitespace("is  ", "Paris") == ("is", "  Paris")
+    assert split_trailing_whitespace("is\n", "Paris") == ("is", "\nParis")
 
 
 def test_parse_echo_drops_a_bos_the_text_lacks_and_the_generated_token() -> None:

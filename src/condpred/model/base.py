@@ -64,6 +64,13 @@ class SamplingParams:
     seed: int = 0
 
 
+def split_trailing_whitespace(context: str, continuation: str) -> tuple[str, str]:
+    """Move the context's trailing whitespace onto the continuation, as lm-evaluation-harness
+    does: tokenizers attach a space to the word after it (" Paris" is one token)."""
+    stripped = context.rstrip()
+    return stripped, context[len(stripped) :] + continuation
+
+
 @runtime_checkable
 class PredictiveModel(Protocol):
     """A model of observations: maps a context to a distribution over what comes next."""

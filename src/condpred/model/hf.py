@@ -21,7 +21,13 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
-from condpred.model.base import Sample, SamplingParams, Score, TokenProb
+from condpred.model.base import (
+    Sample,
+    SamplingParams,
+    Score,
+    TokenProb,
+    split_trailing_whitespace,
+)
 from condpred.progress import progress_bar
 
 
@@ -110,9 +116,7 @@ class HFModel:
     def _request(self, index: int, context: str, continuation: str) -> _Request:
         """Split as lm-evaluation-harness does: trailing spaces of the context move onto the
         continuation, and context+continuation are encoded together (so tokens merge naturally)."""
-        n_spaces = len(context) - len(context.rstrip())
-        if n_spaces:
-            context, continuation = context[:-n_spaces], context[-n_spaces:] + continuation
+        context, continuation = split_trailing_whitespace(context, continuation)
         context_ids = self.context_ids(context)
         whole = self.context_ids(context + continuation) if context else None
         if whole is None:  # empty context: the continuation is the whole document

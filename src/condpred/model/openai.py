@@ -54,7 +54,13 @@ from typing import Any, TypeVar
 import httpx
 
 from condpred.errors import InputError
-from condpred.model.base import Sample, SamplingParams, Score, TokenProb
+from condpred.model.base import (
+    Sample,
+    SamplingParams,
+    Score,
+    TokenProb,
+    split_trailing_whitespace,
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -84,12 +90,6 @@ def sample_seed(seed: int, index: int) -> int:
     """
     digest = hashlib.sha256(f"condpred:{seed}:{index}".encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
-
-
-def split_trailing_spaces(context: str, continuation: str) -> tuple[str, str]:
-    """Move the context's trailing spaces onto the continuation (lm-evaluation-harness's rule)."""
-    stripped = context.rstrip(" ")
-    return stripped, context[len(stripped) :] + continuation
 
 
 @dataclass(frozen=True)
@@ -230,7 +230,7 @@ class OpenAIModel:
     # -- scoring -----------------------------------------------------------------------------
 
     def _score_one(self, context: str, continuation: str) -> Score:
-        ctx, cont = split_trailing_spaces(context, continuation)
+        ctx, cont = split_trailing_whitespace(context, continuation)
         text = ctx + cont
         if not cont:
             return Score(continuation, 0.0, [], [], True)
