@@ -141,11 +141,25 @@ def date_drops(probabilities: list[float]) -> list[tuple[int, int, float]]:
 
 @dataclass(frozen=True)
 class ConsistencyCheck:
-    """Thresholds (warn above). Defaults, from the example conditionals under gemma-3-270m: ..."""
+    """Thresholds (warn above), with values measured under gemma-3-270m on the examples:
+
+    - `warn_js_bits` 0.1: paraphrases of the forecast page and the news story moved the answer
+      by at most 0.09 bits (forecast page vs the plain camera); 0.1 bits is e.g. 50/50 vs 80/20.
+    - `warn_spread_bits` 0.5 bits/token: four samples of the news story spread 0.17 bits/token
+      across its five renderings; 0.5 is 15 bits (a factor 30,000) over a 30-token sample.
+    - `warn_mass_deficit` 0.5: " YES"/" NO" after "I think this question will resolve" hold 0.62
+      of the mass (pass); " yes"/" no" after "the director answered" 0.03 (warn): with less than
+      half the mass on the two answers, their normalised probabilities say little.
+    - `warn_negation_gap` 0.2: the model gives YES 0.65 for the question and 0.63 for its
+      negation (gap 0.28, warn): it does not read the negation.
+    - `warn_date_drop` 0.05: the forecast page's P(YES) moves from 0.647 to 0.641 as the deadline
+      moves from 2029 to 2034, small drops within noise.
+    `years` are the deadline's offsets; `cameras` the cameras the paraphrase also renders through.
+    """
 
     warn_js_bits: float = 0.1
-    warn_spread_bits: float = 1.0
-    warn_mass_deficit: float = 0.9
+    warn_spread_bits: float = 0.5
+    warn_mass_deficit: float = 0.5
     warn_negation_gap: float = 0.2
     warn_date_drop: float = 0.05
     years: tuple[int, ...] = (1, 2, 5)

@@ -60,8 +60,10 @@ def responses_of(conditional: Conditional) -> list[str]:
 
 @dataclass(frozen=True)
 class PerformativeCheck:
-    """Warn above `warn_tv` (total variation, 0 to 1). Default 0.2: a response that moves 20% of
-    the probability between outcomes decides much of the outcome; under gemma-3-270m ..."""
+    """Warn above `warn_tv` (total variation, 0 to 1). Default 0.2: a response that moves a
+    fifth of the probability between outcomes decides much of the outcome. Under gemma-3-270m the
+    examples stay below it: 0.04 on the forecast page (its two policy responses, P(YES) 0.69 vs
+    0.64), 0.07 on the news story (reports published vs kept secret), 0.11 on its samples."""
 
     warn_tv: float = 0.2
     fail_tv: float | None = None

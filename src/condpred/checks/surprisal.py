@@ -67,14 +67,20 @@ def surprisal_stats(score: Score) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class SurprisalCheck:
-    """Thresholds are mean bits per token. Defaults: the example conditionals' premises score
-    3.2-4.9 bits/token under gemma-3-270m and their renderings 2.8-3.6; premises that describe a
-    strange world (an AI-run Moon base, a thirty-hour day) score 5.5 and above."""
+    """Thresholds are mean bits per token (warn above; None: report only).
 
-    warn_premise_bits: float = 5.5
+    Defaults, measured under gemma-3-270m: the example conditionals' premises score 4.5-7.0
+    bits/token and their renderings 4.9-6.3. Premises describing strange worlds score 5.8 (the
+    Moon replaced by an AI-run data centre, in the forum post), 6.6 (a thirty-hour day, in the news
+    story, whose own premises score 5.0) and 8.8 (purple elephants in the Senate, on the forecast
+    page). A model this small separates only the absurd, so the defaults warn above every example;
+    a larger model earns a lower threshold. Per-sample PMI has no default threshold: a prediction
+    the premises explain is what conditioning is for; it is evidence to read, not a risk alone."""
+
+    warn_premise_bits: float = 7.5
     fail_premise_bits: float | None = None
-    warn_rendered_bits: float | None = 4.5
-    warn_pmi_bits: float | None = None  # per-sample PMI is reported, not gated, by default
+    warn_rendered_bits: float | None = 7.0
+    warn_pmi_bits: float | None = None
     name: str = "surprisal"
 
     def run(self, given: CheckInput) -> list[CheckResult]:
