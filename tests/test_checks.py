@@ -255,6 +255,14 @@ def test_surprisal_without_premises_reports_the_rendering_alone(model):
     assert "no premises" in results[0].message
 
 
+def test_surprisal_with_a_camera_that_ignores_premises(model, tmp_path):
+    (tmp_path / "bare.j2").write_text("{{ title }}\n{{ prefix }}")
+    cond = conditional(camera="bare")
+    results = SurprisalCheck().run(given(model, cond, SAMPLES, cameras_dir=tmp_path))
+    assert [r.check for r in results] == ["surprisal.rendered"]
+    assert "does not write the premises" in results[0].message
+
+
 # --- consistency -----------------------------------------------------------------------------
 
 

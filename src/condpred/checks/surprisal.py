@@ -84,19 +84,23 @@ class SurprisalCheck:
     name: str = "surprisal"
 
     def run(self, given: CheckInput) -> list[CheckResult]:
-        results = [self._rendered(given)]
-        if given.conditional.world:
-            without = render_variant(given.conditional.without_premises(), given.cameras_dir)
-            results += self._premises(given.model, given.rendered, without)
-            results += self._pmi(given.model, given.rendered, without, given.samples)
-        return results
+        conditional, rendered = given.conditional, given.rendered
+        if not conditional.world:
+            return [self._rendered(given, "; no premises (world is empty)")]
+        without = render_variant(conditional.without_premises(), given.cameras_dir)
+        if without == rendered:
+            return [self._rendered(given, "; the camera does not write the premises")]
+        return [
+            self._rendered(given, ""),
+            *self._premises(given.model, rendered, without),
+            *self._pmi(given.model, rendered, without, given.samples),
+        ]
 
-    def _rendered(self, given: CheckInput) -> CheckResult:
+    def _rendered(self, given: CheckInput, note: str) -> CheckResult:
         stats = surprisal_stats(given.model.score("", [given.rendered])[0])
-        absent = "" if given.conditional.world else "; no premises (world is empty)"
         message = (
             f"rendered conditional: {stats['mean_bits']:.2f} bits/token mean, "
-            f"{stats['max_bits']:.1f} max at {stats['max_token']!r}{absent}"
+            f"{stats['max_bits']:.1f} max at {stats['max_token']!r}{note}"
         )
         return finding(
             "surprisal.rendered", stats["mean_bits"], self.warn_rendered_bits, stats, message
