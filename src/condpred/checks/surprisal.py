@@ -14,8 +14,10 @@ wrote the text; the surprisal of the conditional is the warning sign. Results:
   Value = mean surprisal in bits/token of that span. The plain difference
   log P(with) - log P(without) is not this: by the chain rule it is the span's log-prob plus
   log P(rest | with) - log P(rest | without), the PMI of the premises with the text after them
-  (the prefix the premises make more or less expected). Both parts are in the evidence:
-  `premise_bits` (= -log2 P(span | before)), `rest_pmi_bits` and their sum `shift_bits`.
+  (the prefix the premises make more or less expected). The evidence has both parts,
+  `premise_bits` (= -log2 P(span | before)) and `rest_pmi_bits`, and the whole
+  `shift_bits` = rest_pmi_bits - premise_bits (= log2 P(with) - log2 P(without), up to how
+  tokens merge at the span's edges).
 - `surprisal.pmi` (one per sample): PMI = log P(sample | with premises) - log P(sample | without),
   in bits: how much the premises, rather than the camera, explain each prediction.
 """
