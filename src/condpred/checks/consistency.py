@@ -31,6 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -177,7 +178,7 @@ class ConsistencyCheck:
             if "negation" in given.conditional.extra:
                 results.append(self._negation(given, outcomes, base))
         if (deadline := deadline_of(given.conditional)) is not None:
-            results += self._dates(given, outcomes, *deadline)
+            results += self._dates(given, outcomes, base, *deadline)
         return results
 
     # --- paraphrase invariance ----------------------------------------------------------------
@@ -279,7 +280,12 @@ class ConsistencyCheck:
     # --- consistency over dates ---------------------------------------------------------------
 
     def _dates(
-        self, given: CheckInput, outcomes: list[str], deadline: dt.date, key: str
+        self,
+        given: CheckInput,
+        outcomes: list[str],
+        base: list[float],
+        deadline: dt.date,
+        key: str,
     ) -> list[CheckResult]:
         days = [deadline, *(add_years(deadline, k) for k in sorted(set(self.years)) if k > 0)]
         texts = [rewrite_date(given.rendered, deadline, _written(day)) for day in days]
@@ -292,7 +298,8 @@ class ConsistencyCheck:
                 fix="Write the deadline in the title or prefix as the camera writes dates "
                 "(e.g. 'by January 1, 2029'), or leave 'by' out",
             )
-        probabilities = [normalise(score_outcomes(given.model, t, outcomes))[0] for t, _ in texts]
+        later = [normalise(score_outcomes(given.model, t, outcomes))[0] for t, _ in texts[1:]]
+        probabilities = [normalise(base)[0], *later]  # texts[0] is the rendering as given
         drops = date_drops(probabilities)
         worst = max((d for _, _, d in drops), default=0.0)
         evidence = {
@@ -311,7 +318,7 @@ class ConsistencyCheck:
         return [finding("consistency.dates", worst, self.warn_date_drop, evidence, message)]
 
 
-def _written(day: dt.date):
+def _written(day: dt.date) -> Callable[[str], str]:
     return lambda style: DATE_STYLES[style](day)
 
 
