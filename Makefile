@@ -20,12 +20,12 @@ demo: setup
 	$(VENV)/bin/condpred predict examples/alignment-paper-2031.yaml -n 3 --max-tokens 80 --seed 0
 
 test: setup
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check
 	$(VENV)/bin/pytest -q
 
 lint: setup
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check
+	$(VENV)/bin/ruff format --check
 
 bench: setup
 	$(PY) bench/score_prefix.py
