@@ -139,3 +139,22 @@ def test_stop_strings_cut_the_text(model):
             assert after.text == before.text[: before.text.index(stop_char)]
         else:
             assert after.text == before.text
+
+
+def test_nucleus_sampling_renormalises_over_the_top_set(model):
+    """top_p keeps the smallest most-probable set with mass >= top_p, renormalised."""
+    top = model.next_token(LONG_CONTEXT, top_k=50)
+    mass, nucleus = 0.0, []
+    for candidate in top:
+        nucleus.append(candidate)
+        mass += candidate.prob
+        if mass >= 0.5:
+            break
+    assert len(nucleus) >= 2  # the test needs a real choice
+    n = 400
+    samples = model.sample(LONG_CONTEXT, n, SamplingParams(max_new_tokens=1, top_p=0.5, seed=5))
+    counts = Counter(s.tokens[0] for s in samples)
+    assert set(counts) <= {c.token for c in nucleus}
+    for candidate in nucleus:
+        p = candidate.prob / mass
+        assert abs(counts[candidate.token] / n - p) < 4 * math.sqrt(p * (1 - p) / n) + 1e-9

@@ -275,19 +275,31 @@ class _SamplingBatch:
             )
             self.cache = out.past_key_values
             logprobs = out.logits[:, -1].float().log_softmax(-1).cpu()
-            chosen = [self._draw(logprobs[k], row) for k, row in enumerate(self.active)]
+            chosen = self._draw(logprobs)
             self._advance(chosen, logprobs)
         return [self._sample(row) for row in range(len(self.indices))]
 
-    def _draw(self, logprobs: torch.Tensor, row: int) -> int:
-        """One token by inverse-CDF sampling over the tempered, nucleus-filtered distribution."""
-        u = torch.rand((), generator=self.generators[row]).item()  # drawn even when greedy
-        if self.params.temperature <= 0:
-            return int(logprobs.argmax())
+    def _draw(self, logprobs: torch.Tensor) -> list[int]:
+        """One token per active row by inverse-CDF sampling, each row with its own uniform draw.
+
+        Without nucleus filtering the CDF runs in vocabulary order (any fixed order is exact)
+        and needs no sort, which would cost more than the forward pass with a 262k vocabulary."""
+        draws = [torch.rand((), generator=self.generators[row]).item() for row in self.active]
+        if self.params.temperature <= 0:  # greedy; the draws above keep every row's stream aligned
+            return logprobs.argmax(-1).tolist()
         probs = torch.softmax(logprobs / self.params.temperature, -1)
+        if self.params.top_p >= 1:
+            cdf = probs.cumsum(-1)
+            targets = torch.tensor(draws).unsqueeze(-1) * cdf[:, -1:]
+            picks = torch.searchsorted(cdf, targets).squeeze(-1)
+            return picks.clamp(max=probs.shape[-1] - 1).tolist()
+        return [self._nucleus_draw(row_probs, u) for row_probs, u in zip(probs, draws, strict=True)]
+
+    def _nucleus_draw(self, probs: torch.Tensor, u: float) -> int:
+        """Inverse CDF over the smallest set of most probable tokens with mass >= top_p."""
         sorted_probs, order = probs.sort(descending=True, stable=True)
         cumulative = sorted_probs.cumsum(0)
-        keep = int((cumulative < self.params.top_p).sum()) + 1  # smallest set with mass >= top_p
+        keep = int((cumulative < self.params.top_p).sum()) + 1
         kept = cumulative[:keep]
         position = int(torch.searchsorted(kept, torch.tensor(u * float(kept[-1]))))
         return int(order[min(position, keep - 1)])
