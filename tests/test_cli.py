@@ -214,3 +214,75 @@ def _wait_for_samples(
                 return count
         time.sleep(0.01)
     raise AssertionError("no samples were stored in time")
+
+
+def test_predict_runs_checks_stores_them_and_gates(capsys, db, tiny_model_dir):
+    args = ["predict", str(EXAMPLE), "-n", "3", "--max-tokens", "8", "--model", str(tiny_model_dir)]
+    code, out, err = run_cli(capsys, *args, "--checks", "ai_author,surprisal", "--gate", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    names = {c["check"].split(".")[0] for c in result["checks"]}
+    assert names == {"ai_author", "surprisal"}
+    per_sample = {c["sample_index"] for c in result["checks"] if c["check"] == "ai_author"}
+    assert per_sample == {0, 1, 2}
+    kept = {s["index"] for s in result["samples"]}
+    assert kept.isdisjoint(int(i) for i in result["dropped"])
+    assert kept | {int(i) for i in result["dropped"]} == {0, 1, 2}
+    connection = sqlite3.connect(db)
+    stored = connection.execute("SELECT COUNT(*) FROM check_results").fetchone()[0]
+    assert stored == len(result["checks"])
+
+    code, out, err = run_cli(
+        capsys, "check", str(EXAMPLE), "--samples", result["run_id"], "--checks", "ai_author"
+    )
+    assert code == 0, err
+    assert "sample 2" in out and "ai_author" in out
+    assert connection.execute("SELECT COUNT(*) FROM check_results").fetchone()[0] == stored + 3
+
+
+def test_an_unknown_check_fails_before_any_sampling(capsys, db, tiny_model_dir):
+    args = ["predict", str(EXAMPLE), "--model", str(tiny_model_dir), "--checks", "ai_autor"]
+    code, _, err = run_cli(capsys, *args)
+    assert code == 2 and "ai_author" in err
+    assert not db.exists() or _dump(db) == []
+    code, out, _ = run_cli(capsys, "checks", "list")
+    assert code == 0 and "performative" in out and "base" not in out.split()
+
+
+def test_checks_validate_writes_auroc_rows(capsys, tiny_model_dir, tmp_path):
+    pairs = {
+        "original": ["A human wrote this short note about the weather.", "We met at noon."],
+        "sampled": ["An AI wrote this short note\nabout the weather.", "We met at  noon today."],
+    }
+    data = tmp_path / "pairs.json"
+    data.write_text(json.dumps(pairs))
+    target = tmp_path / "validation.json"
+    code, out, err = run_cli(
+        capsys,
+        "checks",
+        "validate",
+        "ai_author",
+        "--data",
+        str(data),
+        "--model",
+        str(tiny_model_dir),
+        "--out",
+        str(target),
+    )
+    assert code == 0, err
+    row = json.loads(target.read_text())["rows"][0]
+    assert row["n"] == 2 and 0.0 <= row["auroc"] <= 1.0 and len(row["auroc_ci"]) == 2
+    assert "pairs.json" in out
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"original": ["x"]}')
+    code, _, err = run_cli(
+        capsys,
+        "checks",
+        "validate",
+        "ai_author",
+        "--data",
+        str(bad),
+        "--model",
+        str(tiny_model_dir),
+    )
+    assert code == 2 and "bad.json" in err

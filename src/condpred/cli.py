@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated
 
@@ -13,9 +13,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from condpred.checks import available_checks, get_check
 from condpred.condition import describe_camera, list_cameras, load_conditional, render
-from condpred.elicit.predict import predict, resume
-from condpred.elicit.score import score
+from condpred.elicit import DEFAULT_CHECKS, check, gated, predict, resume, score, stored_prediction
 from condpred.errors import InputError
 from condpred.model.base import SamplingParams
 from condpred.model.registry import ALIASES, EMBEDDED, load_model
@@ -32,7 +32,10 @@ app = typer.Typer(
 )
 runs_app = typer.Typer(help="The run store: list, show and export runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
+checks_app = typer.Typer(help="The checks on predictions: list and validate.", no_args_is_help=True)
+app.add_typer(checks_app, name="checks")
 out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
 
 ModelOpt = Annotated[
     str, typer.Option("--model", "-m", help="default, an HF id/dir, gguf:PATH or openai:URL#MODEL")
@@ -45,6 +48,18 @@ DbOpt = Annotated[
     typer.Option("--db", help="Run store file [default: $CONDPRED_DB or ./condpred-runs.db]"),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a readable layout.")]
+ChecksOpt = Annotated[
+    str,
+    typer.Option(
+        "--checks",
+        help=f"Comma-separated checks to run on every sample, or 'none'. "
+        f"Default: {','.join(DEFAULT_CHECKS)}.",
+    ),
+]
+
+
+def _check_names(option: str) -> list[str]:
+    return [] if option.strip() == "none" else [n.strip() for n in option.split(",") if n.strip()]
 
 
 def _load_model(spec: str):
@@ -72,33 +87,120 @@ def predict_cmd(
         str | None, typer.Option("--resume", help="Finish an interrupted run by its id.")
     ] = None,
     cameras: CamerasOpt = None,
+    checks: ChecksOpt = ",".join(DEFAULT_CHECKS),
+    keep_passing: Annotated[
+        bool, typer.Option("--gate", help="Keep only samples whose checks all pass.")
+    ] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Sample what the conditional's camera would show next; every sample is stored as it exists."""
+    """Sample what the conditional's camera would show next; every sample is stored as it exists,
+    then checked (ai_author, surprisal, ... ) and the results stored beside it."""
+    names = _check_names(checks)
+    for name in names:  # a typo in --checks fails before any sampling
+        get_check(name)
     with Store(db) as store:
         if resume_id:
             run = store.get_run(resume_id)
-            prediction = resume(run.id, store, _load_model(run.model_spec))
+            model_ = _load_model(run.model_spec)
+            prediction = resume(run.id, store, model_)
         else:
             if file is None:
                 raise InputError("predict needs a conditional file", fix="Pass FILE or --resume ID")
             conditional = load_conditional(file, cameras)
             params = SamplingParams(max_tokens, temperature, top_p, tuple(stop or ()), seed)
+            model_ = _load_model(model)
             prediction = predict(
-                conditional,
-                _load_model(model),
-                n,
-                params,
-                store=store,
-                cameras_dir=cameras,
-                source=file,
+                conditional, model_, n, params, store=store, cameras_dir=cameras, source=file
             )
+        results = check(prediction, model_, names, store=store, cameras_dir=cameras)
+    _print_checked(prediction, results, keep_passing, as_json)
+
+
+def _print_checked(prediction, results, keep_passing: bool, as_json: bool) -> None:
+    dropped: dict = {}
+    if keep_passing:
+        prediction, dropped = gated(prediction, results)
     if as_json:
-        samples = [asdict(s) for s in prediction.samples]
-        out.print_json(json.dumps({"run_id": prediction.run_id, "samples": samples}))
-    else:
-        show.prediction(out, prediction)
+        payload = {
+            "run_id": prediction.run_id,
+            "samples": [asdict(s) for s in prediction.samples],
+            "checks": [asdict(r) for r in results],
+            "dropped": {str(i): [r.check for r in rs] for i, rs in dropped.items()},
+        }
+        out.print_json(json.dumps(payload, default=str))
+        return
+    show.prediction(out, prediction)
+    if results:
+        show.check_summary(out, results)
+    if keep_passing:
+        show.dropped(out, dropped)
+
+
+@app.command("check")
+def check_cmd(
+    file: Annotated[Path, typer.Argument(help="The conditional (YAML) the samples answer.")],
+    samples: Annotated[
+        str, typer.Option("--samples", help="The predict run whose samples to check.")
+    ],
+    checks: ChecksOpt = ",".join(DEFAULT_CHECKS),
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Default: the run's own model.")
+    ] = None,
+    keep_passing: Annotated[
+        bool, typer.Option("--gate", help="Show only passing samples.")
+    ] = False,
+    cameras: CamerasOpt = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Re-run checks on stored predictions without sampling again; results are stored too."""
+    names = _check_names(checks)
+    conditional = load_conditional(file, cameras)
+    with Store(db) as store:
+        stored = stored_prediction(store, samples)
+        rendered = render(conditional, cameras)
+        if rendered != stored.rendered:
+            err.print(
+                f"note: {file} renders differently from the conditional run {stored.run_id}"
+                " sampled under; the checks use the file's"
+            )
+        prediction = replace(stored, conditional=conditional, rendered=rendered)
+        model_ = _load_model(model or stored.model_spec)
+        results = check(prediction, model_, names, store=store, cameras_dir=cameras)
+    _print_checked(prediction, results, keep_passing, as_json)
+
+
+@checks_app.command("validate")
+def checks_validate(
+    name: Annotated[str, typer.Argument(help="The check to validate (ai_author).")],
+    data: Annotated[Path, typer.Option(help="A file or folder of human-vs-AI pairs (JSON).")],
+    limit: Annotated[int | None, typer.Option(help="First N pairs of each file.")] = None,
+    output: Annotated[Path | None, typer.Option("--out", help="Write the rows as JSON.")] = None,
+    model: ModelOpt = "default",
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+) -> None:
+    """AUROC (bootstrap 95% CI) of a check on labelled human vs machine text, per file, beside
+    the likelihood baseline (mean token log-prob under the same model)."""
+    from condpred.checks._validate import format_validation, validate_ai_author
+
+    if name != "ai_author":
+        raise InputError(
+            f"no validation for check '{name}'", source="checks validate", fix="Use ai_author"
+        )
+    rows = validate_ai_author(_load_model(model), data, limit, seed)
+    out.print(format_validation(rows))
+    if output is not None:
+        summary = [{k: v for k, v in row.items() if k != "scores"} for row in rows]
+        output.write_text(json.dumps({"model": model, "limit": limit, "rows": summary}, indent=2))
+        out.print(f"wrote {output}")
+
+
+@checks_app.command("list")
+def checks_list() -> None:
+    """The checks that can run on predictions."""
+    for name in available_checks():
+        out.print(name)
 
 
 @app.command("score")
@@ -209,5 +311,5 @@ def main() -> None:
     try:
         app()
     except InputError as error:
-        Console(stderr=True, highlight=False).print(f"[bold red]error:[/] {escape(str(error))}")
+        err.print(f"[bold red]error:[/] {escape(str(error))}")
         sys.exit(2)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from condpred.model.base import (
@@ -86,6 +87,7 @@ class HFModel:
         **kwargs: int,
     ) -> HFModel:
         """Load a Hugging Face model id or local directory (float32 by default: exact on CPU)."""
+        transformers.utils.logging.disable_progress_bar()  # condpred draws its own bars
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
         model = AutoModelForCausalLM.from_pretrained(name_or_path, dtype=dtype)
         model.to(pick_device(device))
