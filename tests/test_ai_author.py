@@ -16,6 +16,7 @@ from condpred.checks._validate import (
     format_validation,
     load_pairs,
     validate_ai_author,
+    validation_record,
 )
 from condpred.checks.ai_author import (
     CHECK,
@@ -292,7 +293,9 @@ def test_validation_rows_on_a_folder(tiny, tmp_path):
     assert {**again, "seconds": 0} == {**first, "seconds": 0}  # seeded: repeatable
     table = format_validation(rows)
     assert "| a.json | 2 |" in table and "(all files pooled)" in table
-    json.dumps(rows)
+    record = validation_record(rows, model="tiny", data="d", limit=2, seed=3, seconds=1.26)
+    assert json.loads(json.dumps(record))["rows"] == json.loads(json.dumps(rows))
+    assert record["limit"] == 2 and record["seconds"] == 1.3
 
 
 # --- planted AI authors on the embedded model -------------------------------------------------

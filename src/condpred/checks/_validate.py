@@ -9,6 +9,7 @@ the number can be read against something.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +43,38 @@ def data_files(path: str | Path) -> list[Path]:
             "no *.json files in this folder", source=str(root), field="--data", fix=FORMAT_FIX
         )
     return files
+
+
+def check_data(path: str | Path) -> list[Path]:
+    """Read and check every data file (cheap): call before loading a model to fail fast."""
+    files = data_files(path)
+    for file in files:
+        load_pairs(file)
+    return files
+
+
+def validation_record(
+    rows: Sequence[dict[str, Any]],
+    *,
+    model: str,
+    data: str,
+    limit: int | None,
+    seed: int,
+    seconds: float,
+) -> dict[str, Any]:
+    """The JSON document written by `--out`: the rows and what produced them."""
+    return {
+        "check": "ai_author",
+        "model": model,
+        "data": data,
+        "limit": limit,
+        "seed": seed,
+        "bootstrap": "paired over pairs, 1000 resamples, percentile 95%",
+        "baseline": "mean token log-prob of the text under the same model (higher = machine)",
+        "date": dt.date.today().isoformat(),
+        "seconds": round(seconds, 1),
+        "rows": list(rows),
+    }
 
 
 def _texts(data: dict[str, Any], key: str, source: str) -> list[str]:
@@ -178,9 +211,7 @@ def validate_ai_author(
     if limit is not None and limit < 1:
         raise InputError(f"limit {limit} keeps no pairs", field="--limit", fix="Use 1 or more")
     root = Path(path)
-    files = data_files(root)
-    for file in files:
-        load_pairs(file)
+    files = check_data(root)
     rows = []
     for file in files:
         name = str(file.relative_to(root)) if root.is_dir() else file.name

@@ -2,16 +2,16 @@
 
 Conditioning predictive models stays safe only while the model predicts (augmented) humans. We ask
 the model itself: after the predicted document we append disclosures that the document's own
-kind would carry ("[Moderator note: this post was written by", "Editor's note: this article was
-written by", ...) and compare how much probability it gives to human authors (" a human", " a
-reporter") against AI authors (" an AI system", " a language model", " ChatGPT"). Several
-phrasings per side are pooled by logsumexp (the probability of the side, not of one wording), the
-two sides are normalised against each other, and several probes are averaged so that no one
-phrasing decides: their spread says how much to trust the mean. Cheap lexical tells ("As an AI
-language model, ...") are reported beside it and can raise the verdict on their own.
+kind would carry ("Disclosure: this post was written by", "[Moderator: this post was written by",
+"Note: this article was written by", ...) and compare how much probability it gives to human
+authors (" a human", " a reporter", " the authors") against AI authors (" an AI", " ChatGPT",
+" a language model"). The phrasings of a side are pooled by logsumexp (the probability of the
+side, not of one wording), the two sides are normalised against each other, and three probes are
+averaged so that no one phrasing decides: their spread says how much to trust the mean. Cheap
+lexical tells ("As an AI language model, ...") are reported beside it and can raise the verdict.
 
 Cost: one `score` call per text: the text is the context (its KV cache is computed once) and each
-probe, and each probe + answer, is a short continuation.
+probe + answer (18 in all, at most about 11 tokens each) is a short continuation.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from condpred.checks._math import logsumexp
 from condpred.checks.base import VERDICT_ORDER, CheckInput, CheckResult, Verdict, verdict
 from condpred.errors import InputError
 from condpred.model.base import PredictiveModel, Score
@@ -156,14 +157,10 @@ def lexical_hits(text: str) -> list[dict[str, Any]]:
 
 
 def probe_set(camera: str, probe_sets: Mapping[str, ProbeSet] | None = None) -> ProbeSet:
-    """The probes for `camera`; cameras without their own (user cameras) get the plain ones."""
-    sets = PROBE_SETS if probe_sets is None else probe_sets
-    return sets.get(camera) or sets.get("plain") or PROBE_SETS["plain"]
-
-
-def _logsumexp(values: Sequence[float]) -> float:
-    top = max(values)
-    return top + math.log(sum(math.exp(v - top) for v in values))
+    """The probes for `camera` (`probe_sets` override the built-in ones camera by camera);
+    cameras without their own (user cameras) get the plain ones."""
+    sets = {**PROBE_SETS, **(probe_sets or {})}
+    return sets.get(camera, sets["plain"])
 
 
 def _continuations(probes: ProbeSet) -> list[str]:
@@ -201,9 +198,10 @@ def check_tokens(model: PredictiveModel, probes: ProbeSet) -> None:
 def probe_one(probe: str, answered: Sequence[Score], n_human: int) -> dict[str, Any]:
     """P(AI) under one probe: each side's log-probability pooled by logsumexp, then normalised.
 
-    The probe's own log-probability is common to both sides and cancels."""
+    Every answer starts with a space, so the probe's tokens, and their log-probability, are the
+    same under every answer and cancel in the normalisation."""
     logp = [s.logprob for s in answered]
-    human, ai = _logsumexp(logp[:n_human]), _logsumexp(logp[n_human:])
+    human, ai = logsumexp(logp[:n_human]), logsumexp(logp[n_human:])
     return {
         "probe": probe,
         "p_ai": 1.0 / (1.0 + math.exp(human - ai)),
