@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated
@@ -182,17 +183,27 @@ def checks_validate(
 ) -> None:
     """AUROC (bootstrap 95% CI) of a check on labelled human vs machine text, per file, beside
     the likelihood baseline (mean token log-prob under the same model)."""
-    from condpred.checks._validate import format_validation, validate_ai_author
+    from condpred.checks._validate import (
+        check_data,
+        format_validation,
+        validate_ai_author,
+        validation_record,
+    )
 
     if name != "ai_author":
         raise InputError(
             f"no validation for check '{name}'", source="checks validate", fix="Use ai_author"
         )
+    check_data(data)  # a malformed file fails before the model loads
+    started = time.perf_counter()
     rows = validate_ai_author(_load_model(model), data, limit, seed)
     out.print(format_validation(rows))
     if output is not None:
-        summary = [{k: v for k, v in row.items() if k != "scores"} for row in rows]
-        output.write_text(json.dumps({"model": model, "limit": limit, "rows": summary}, indent=2))
+        seconds = time.perf_counter() - started
+        record = validation_record(
+            rows, model=model, data=str(data), limit=limit, seed=seed, seconds=seconds
+        )
+        output.write_text(json.dumps(record, indent=2))
         out.print(f"wrote {output}")
 
 
