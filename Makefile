@@ -27,7 +27,15 @@ lint: setup
 	$(VENV)/bin/ruff check
 	$(VENV)/bin/ruff format --check
 
-bench: setup
+# lm-evaluation-harness, the benchmark's baseline, lives in its own venv with our torch and transformers.
+LMEVAL_VENV := bench/.venv-lmeval
+$(LMEVAL_VENV)/.installed: $(VENV)/.installed
+	test -x $(LMEVAL_VENV)/bin/python || python3 -m venv $(LMEVAL_VENV)
+	$(LMEVAL_VENV)/bin/pip install -q $(TORCH) lm-eval==0.4.13 \
+		"transformers==$$($(PY) -c 'import transformers; print(transformers.__version__)')"
+	touch $@
+
+bench: setup $(LMEVAL_VENV)/.installed
 	$(PY) bench/score_prefix.py
 
 clean:
