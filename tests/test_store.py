@@ -100,6 +100,23 @@ def test_check_results_round_trip(store: Store) -> None:
     assert store.check_results(run, cond_index=0) == []
 
 
+def test_items_round_trip_per_table_and_resume_indices(store: Store) -> None:
+    run = new_run(store)
+    store.add_item(run, "forecast", 1, {"id": "q1", "prob": TRICKY[0], "text": "naïve \u2014 ✓"})
+    store.add_item(run, "forecast", 0, {"id": "q0", "prob": 0.25, "outcome": None})
+    store.add_item(run, "agentic", 0, {"category": "power", "matching_prob": 0.5})
+    assert store.items(run, "forecast") == [
+        {"id": "q0", "prob": 0.25, "outcome": None},
+        {"id": "q1", "prob": TRICKY[0], "text": "naïve \u2014 ✓"},
+    ]
+    assert store.item_indices(run, "forecast") == {0, 1}
+    assert store.items(run, "agentic") == [{"category": "power", "matching_prob": 0.5}]
+    assert store.items(run, "plan") == []
+    with pytest.raises(ValueError, match="already stored"):
+        store.add_item(run, "forecast", 0, {"id": "again"})
+    assert store.items(run, "forecast")[0]["id"] == "q0"
+
+
 def test_scores_append_per_conditional(store: Store) -> None:
     run = new_run(store, n_conds=2)
     a = [

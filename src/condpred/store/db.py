@@ -328,6 +328,34 @@ class Store:
                     ),
                 )
 
+    def add_item(self, run_id: str, table: str, index: int, data: dict[str, Any]) -> None:
+        """Store one experiment row (a forecast question, an eval item) in its own commit, so an
+        interrupted experiment keeps every row it finished."""
+        run_id = self.resolve_id(run_id)
+        with self._tx():
+            self._insert(
+                f"item {index} of table {table!r} in run {run_id}",
+                "INSERT INTO items VALUES (?, ?, ?, ?, ?)",
+                (run_id, table, index, json.dumps(data, ensure_ascii=False, default=str), _now()),
+            )
+
+    def items(self, run_id: str, table: str) -> list[dict[str, Any]]:
+        """A run's rows in one experiment table, by item index."""
+        run_id = self.resolve_id(run_id)
+        rows = self._q(
+            "SELECT data FROM items WHERE run_id = ? AND table_name = ? ORDER BY item_index",
+            (run_id, table),
+        )
+        return [json.loads(r[0]) for r in rows]
+
+    def item_indices(self, run_id: str, table: str) -> set[int]:
+        """Item indices already stored in a table; a resume computes only the others."""
+        run_id = self.resolve_id(run_id)
+        rows = self._q(
+            "SELECT item_index FROM items WHERE run_id = ? AND table_name = ?", (run_id, table)
+        )
+        return {r[0] for r in rows}
+
     def finish_run(
         self,
         run_id: str,

@@ -78,4 +78,16 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX check_results_run ON check_results (run_id, cond_index, sample_index);
     """,
+    # 3: per-item results of experiments (forecast questions, plan outcomes, eval items), as JSON
+    # rows in named tables, each committed as it exists so an interrupted experiment resumes.
+    """
+    CREATE TABLE items (
+        run_id     TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        table_name TEXT NOT NULL,        -- e.g. "forecast", "plan", "agentic"
+        item_index INTEGER NOT NULL,
+        data       TEXT NOT NULL,        -- JSON object: one tidy row
+        created_at TEXT NOT NULL,
+        PRIMARY KEY (run_id, table_name, item_index)
+    );
+    """,
 ]

@@ -1,4 +1,4 @@
-"""The `condpred` command line: parses, calls the library, prints. No logic of its own."""
+"""The core commands: render, predict, check, score, cameras, models, runs, checks."""
 
 from __future__ import annotations
 
@@ -10,62 +10,31 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from condpred.checks import available_checks, get_check
+from condpred.cli.app import (
+    CamerasOpt,
+    ChecksOpt,
+    DbOpt,
+    JsonOpt,
+    ModelOpt,
+    app,
+    check_names,
+    checks_app,
+    err,
+    load_model_with_bar,
+    out,
+    runs_app,
+)
 from condpred.condition import describe_camera, list_cameras, load_conditional, render
 from condpred.elicit import DEFAULT_CHECKS, check, gated, predict, resume, score, stored_prediction
 from condpred.errors import InputError
 from condpred.model.base import SamplingParams
-from condpred.model.registry import ALIASES, EMBEDDED, load_model
-from condpred.progress import progress_bar
+from condpred.model.registry import ALIASES, EMBEDDED
 from condpred.report import terminal as show
 from condpred.store import Store
-
-app = typer.Typer(
-    help="Condition predictive models (base language models) on observations, and read off "
-    "what they predict.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-runs_app = typer.Typer(help="The run store: list, show and export runs.", no_args_is_help=True)
-app.add_typer(runs_app, name="runs")
-checks_app = typer.Typer(help="The checks on predictions: list and validate.", no_args_is_help=True)
-app.add_typer(checks_app, name="checks")
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-
-ModelOpt = Annotated[
-    str, typer.Option("--model", "-m", help="default, an HF id/dir, gguf:PATH or openai:URL#MODEL")
-]
-CamerasOpt = Annotated[
-    Path | None, typer.Option("--cameras", help="A folder of extra camera templates (NAME.j2).")
-]
-DbOpt = Annotated[
-    Path | None,
-    typer.Option("--db", help="Run store file [default: $CONDPRED_DB or ./condpred-runs.db]"),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a readable layout.")]
-ChecksOpt = Annotated[
-    str,
-    typer.Option(
-        "--checks",
-        help=f"Comma-separated checks to run on every sample, or 'none'. "
-        f"Default: {','.join(DEFAULT_CHECKS)}.",
-    ),
-]
-
-
-def _check_names(option: str) -> list[str]:
-    return [] if option.strip() == "none" else [n.strip() for n in option.split(",") if n.strip()]
-
-
-def _load_model(spec: str):
-    with progress_bar(None, f"loading model {spec}"):
-        return load_model(spec)
 
 
 @app.command("render")
@@ -97,20 +66,20 @@ def predict_cmd(
 ) -> None:
     """Sample what the conditional's camera would show next; every sample is stored as it exists,
     then checked (ai_author, surprisal, ... ) and the results stored beside it."""
-    names = _check_names(checks)
+    names = check_names(checks)
     for name in names:  # a typo in --checks fails before any sampling
         get_check(name)
     with Store(db) as store:
         if resume_id:
             run = store.get_run(resume_id)
-            model_ = _load_model(run.model_spec)
+            model_ = load_model_with_bar(run.model_spec)
             prediction = resume(run.id, store, model_)
         else:
             if file is None:
                 raise InputError("predict needs a conditional file", fix="Pass FILE or --resume ID")
             conditional = load_conditional(file, cameras)
             params = SamplingParams(max_tokens, temperature, top_p, tuple(stop or ()), seed)
-            model_ = _load_model(model)
+            model_ = load_model_with_bar(model)
             prediction = predict(
                 conditional, model_, n, params, store=store, cameras_dir=cameras, source=file
             )
@@ -156,7 +125,7 @@ def check_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Re-run checks on stored predictions without sampling again; results are stored too."""
-    names = _check_names(checks)
+    names = check_names(checks)
     conditional = load_conditional(file, cameras)
     with Store(db) as store:
         stored = stored_prediction(store, samples)
@@ -167,7 +136,7 @@ def check_cmd(
                 " sampled under; the checks use the file's"
             )
         prediction = replace(stored, conditional=conditional, rendered=rendered)
-        model_ = _load_model(model or stored.model_spec)
+        model_ = load_model_with_bar(model or stored.model_spec)
         results = check(prediction, model_, names, store=store, cameras_dir=cameras)
     _print_checked(prediction, results, keep_passing, as_json)
 
@@ -196,7 +165,7 @@ def checks_validate(
         )
     check_data(data)  # a malformed file fails before the model loads
     started = time.perf_counter()
-    rows = validate_ai_author(_load_model(model), data, limit, seed)
+    rows = validate_ai_author(load_model_with_bar(model), data, limit, seed)
     out.print(format_validation(rows))
     if output is not None:
         seconds = time.perf_counter() - started
@@ -237,7 +206,12 @@ def score_cmd(
     conditional = load_conditional(file, cameras)
     with Store(db) as store:
         run_id, scores = score(
-            conditional, texts, _load_model(model), store=store, cameras_dir=cameras, source=file
+            conditional,
+            texts,
+            load_model_with_bar(model),
+            store=store,
+            cameras_dir=cameras,
+            source=file,
         )
     if as_json:
         out.print_json(json.dumps({"run_id": run_id, "scores": [asdict(s) for s in scores]}))
@@ -313,14 +287,3 @@ def runs_export(
         path = output or Path(f"{run_id}.{format}")
         rows = store.export(run_id, path, format)
     out.print(f"wrote {rows} rows to {path}")
-
-
-def main() -> None:
-    """Entry point: bad input is one clear paragraph and exit code 2, never a traceback.
-
-    Usage errors are typer's own (also exit 2); an interrupted run is marked so in the store."""
-    try:
-        app()
-    except InputError as error:
-        err.print(f"[bold red]error:[/] {escape(str(error))}")
-        sys.exit(2)
