@@ -10,7 +10,10 @@ import sys
 
 from rich.markup import escape
 
-from condpred.cli import core  # noqa: F401  (registers the commands)
+from condpred.cli import (
+    core,  # noqa: F401  (registers the commands)
+    report,  # noqa: F401
+)
 from condpred.cli.app import app, err
 from condpred.errors import InputError
 

@@ -1,0 +1,91 @@
+"""Self-contained HTML reports of stored runs: tables and plotly figures that open offline.
+
+`build_report` dispatches on the run's kind to `sections/<kind>.py` (see `sections/__init__.py`
+for the interface) and lays the blocks out with a Jinja2 template shipped as package data.
+plotly.js is written into the page once, with the first figure; every later figure reuses it, so
+the page needs no network and stays one file (about 5 MB).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from pathlib import Path
+from types import ModuleType
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
+
+from condpred.report.sections import Block
+from condpred.store import RunRecord, Store
+
+PLOT_CONFIG = {"displaylogo": False, "responsive": True}
+
+
+def section_module(kind: str) -> ModuleType:
+    """The module that reports runs of this kind, or the generic one."""
+    name = kind.replace("-", "_")
+    try:
+        return importlib.import_module(f"condpred.report.sections.{name}")
+    except ModuleNotFoundError as error:
+        if error.name != f"condpred.report.sections.{name}":
+            raise  # a section module that fails to import is a bug, not a missing section
+        return importlib.import_module("condpred.report.sections.generic")
+
+
+def build_report(store: Store, run_id: str) -> str:
+    """The report of one run as a complete HTML page."""
+    run = store.get_run(run_id)
+    blocks = section_module(run.kind).build(store, run)
+    template = _environment().get_template("report.html.j2")
+    return template.render(run=run, facts=_facts(run), blocks=_with_figures(blocks))
+
+
+def write_report(store: Store, run_id: str, path: str | Path) -> Path:
+    """Write the report of a run to `path` (UTF-8)."""
+    path = Path(path)
+    path.write_text(build_report(store, run_id), encoding="utf-8")
+    return path
+
+
+def _with_figures(blocks: list[Block]) -> list[tuple[Block, Markup]]:
+    """Each block with its figure as HTML; plotly.js goes into the first figure only."""
+    laid_out = []
+    embedded = False
+    for block in blocks:
+        figure = Markup("")
+        if block.figure is not None:
+            figure = Markup(
+                block.figure.to_html(
+                    full_html=False, include_plotlyjs=not embedded, config=PLOT_CONFIG
+                )
+            )
+            embedded = True
+        laid_out.append((block, figure))
+    return laid_out
+
+
+def _facts(run: RunRecord) -> list[tuple[str, str]]:
+    facts = [
+        ("run", run.id),
+        ("kind", run.kind),
+        ("model", run.model_spec),
+        ("status", run.status),
+        ("seed", str(run.seed)),
+        ("condpred", run.version),
+        ("created", run.created_at),
+        ("finished", str(run.finished_at)),
+        ("parameters", json.dumps(run.params, sort_keys=True, default=str)),
+    ]
+    if run.error:
+        facts.append(("error", run.error))
+    return facts
+
+
+def _environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("condpred.report", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )

@@ -1,0 +1,115 @@
+"""Headless Chromium for the report tests: the DOM after scripts ran, and every request it tried.
+
+Requests are caught by pointing Chromium at a proxy on 127.0.0.1 that records each connection and
+answers none: any http(s) fetch or WebSocket a page attempts passes through the proxy (loopback
+included), so an empty record means the page made no network request. Chromium's own service calls
+to *.google.com (sign-in, search preconnect), which the flags below do not all silence, are set
+apart by host: `page_requests` leaves them out.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--disable-domain-reliability",
+    "--disable-client-side-phishing-detection",
+    "--disable-field-trial-config",
+    "--no-pings",
+    "--no-default-browser-check",
+    "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,MediaRouter,Translate,"
+    "AutofillServerCommunication,CertificateTransparencyComponentUpdater,"
+    "InterestFeedContentSuggestions,PrivacySandboxSettings4,SafeBrowsing,NetworkPrediction,"
+    "PreconnectToSearch,DiceWebSigninInterception,GCMUseDedicatedNetworkThread",
+    "--dns-prefetch-disable",
+    "--disable-signin-frame-for-non-dice",
+    "--virtual-time-budget=10000",
+)
+
+
+def chromium() -> str:
+    """The Chromium binary; skipped where it is absent, except in CI where it must be there."""
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (the CI installs it: see .ci/run)")
+        pytest.skip("chromium is not installed (apt-get install -y chromium)")
+    return binary
+
+
+@dataclass
+class RecordingProxy:
+    """A TCP listener that records the first line of every request and closes the connection."""
+
+    requests: list[str] = field(default_factory=list)
+
+    def __enter__(self) -> RecordingProxy:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.port = self._socket.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+        return self
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self._socket.accept()
+            except OSError:
+                return
+            with connection:
+                connection.settimeout(2)
+                try:
+                    first = connection.recv(4096).split(b"\r\n", 1)[0]
+                except OSError:
+                    first = b"<no request line>"
+                self.requests.append(first.decode("latin-1"))
+
+    def __exit__(self, *exc: object) -> None:
+        self._socket.close()
+
+
+BROWSER_OWN_HOST = ".google.com"
+
+
+def page_requests(requests: list[str]) -> list[str]:
+    """The requests a page made: all but Chromium's own calls to its vendor's services."""
+    return [r for r in requests if not _host(r).endswith(BROWSER_OWN_HOST)]
+
+
+def _host(request_line: str) -> str:
+    """The host of a proxy request line ('CONNECT host:443 ...' or 'GET http://host/path ...')."""
+    target = request_line.split(" ")[1] if " " in request_line else ""
+    return target.split("://")[-1].split("/")[0].split(":")[0]
+
+
+def dump_dom(page: Path, timeout: float = 120) -> tuple[str, list[str]]:
+    """The page's DOM after its scripts ran, and the requests it tried to make."""
+    with RecordingProxy() as proxy, tempfile.TemporaryDirectory() as profile:
+        command = [
+            chromium(),
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            f"--proxy-server=http://127.0.0.1:{proxy.port}",
+            "--proxy-bypass-list=<-loopback>",
+            "--dump-dom",
+            page.resolve().as_uri(),
+        ]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout, list(proxy.requests)

@@ -1,0 +1,78 @@
+"""HTML reports, opened in headless Chromium: the plots render and the page makes no request."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from condpred import SamplingParams, Store, predict
+from condpred.condition import Conditional
+from condpred.elicit import check
+from condpred.model.hf import HFModel
+from condpred.report.html import build_report, section_module, write_report
+from tests.browser import dump_dom, page_requests
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir) -> HFModel:
+    return HFModel.from_pretrained(tiny_model_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def predict_run(model, tmp_path_factory) -> tuple[Path, str]:
+    """A predict run with stored samples and check results, on the tiny model."""
+    db = tmp_path_factory.mktemp("report") / "runs.db"
+    conditional = Conditional(title="The alignment paper", prefix="Abstract.")
+    with Store(db) as store:
+        prediction = predict(
+            conditional, model, 3, SamplingParams(max_new_tokens=8, seed=0), store=store
+        )
+        check(prediction, model, ["surprisal"], store=store)
+    return db, prediction.run_id
+
+
+def test_the_instrument_sees_a_page_that_reaches_the_network(tmp_path):
+    """Known answer first: a page that fetches from two hosts must show both requests."""
+    page = tmp_path / "online.html"
+    page.write_text(
+        '<img src="http://example.com/x.png">'
+        '<script>fetch("https://cdn.example.org/plotly.js")</script><p>hi</p>'
+    )
+    dom, requests = dump_dom(page)
+    hosts = " ".join(page_requests(requests))
+    assert "example.com" in hosts and "cdn.example.org" in hosts
+    assert "<p>hi</p>" in dom
+
+
+def test_predict_report_renders_offline(predict_run, tmp_path):
+    db, run_id = predict_run
+    with Store(db) as store:
+        path = write_report(store, run_id, tmp_path / "report.html")
+    html = path.read_text()
+    assert html.count("PlotlyConfig") == 1  # plotly.js embedded once, not once per figure
+    dom, requests = dump_dom(path)
+    assert page_requests(requests) == []
+    assert dom.count('class="main-svg"') >= 2  # both figures drawn by plotly in the browser
+    assert "Check results" in dom and "surprisal" in dom
+
+
+def test_unknown_kinds_get_the_generic_section(predict_run):
+    db, run_id = predict_run
+    assert section_module("no-such-kind").__name__.endswith(".generic")
+    assert section_module("predict").__name__.endswith(".predict")
+    with Store(db) as store:
+        html = build_report(store, run_id)
+    assert "Samples (3)" in html
+
+
+def test_report_command_writes_the_page(predict_run, tmp_path):
+    from typer.testing import CliRunner
+
+    from condpred.cli import app
+
+    db, run_id = predict_run
+    target = tmp_path / "r.html"
+    result = CliRunner().invoke(app, ["report", run_id[:12], "--db", str(db), "--out", str(target)])
+    assert result.exit_code == 0, result.output
+    assert target.read_text().startswith("<!DOCTYPE html>")
