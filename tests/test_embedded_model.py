@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from condpred import SamplingParams, Store, load_conditional, predict, render
+from condpred.model import head
 from tests.test_hf_backend import reference_logprobs
 
 pytestmark = pytest.mark.slow
@@ -21,11 +22,13 @@ def test_conversion_keeps_the_model_knowledgeable(default_model):
     assert default_model.spec == "default"
 
 
-def test_scores_are_exact_on_a_rendered_conditional(default_model):
+def test_scores_are_exact_on_a_rendered_conditional(default_model, monkeypatch):
     context = render(load_conditional(EXAMPLES / "alignment-paper-2031.yaml"))
     continuations = [" the reporter is trained", " we", " banana bread recipes follow."]
-    for max_batch_tokens in (1, 1024):
+    # One vocabulary slice per product, then 256 narrow ones (the vocabulary walked in pieces).
+    for max_batch_tokens, block in ((1, head.BLOCK_ELEMENTS), (1024, 1024)):
         default_model.max_batch_tokens = max_batch_tokens
+        monkeypatch.setattr(head, "BLOCK_ELEMENTS", block)
         for index, score in enumerate(default_model.score(context, continuations)):
             request = default_model._request(index, context, continuations[index])
             expected = reference_logprobs(

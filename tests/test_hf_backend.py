@@ -8,6 +8,7 @@ from collections import Counter
 import pytest
 import torch
 
+from condpred.model import head
 from condpred.model.base import SamplingParams
 from condpred.model.hf import HFModel
 
@@ -44,6 +45,52 @@ def test_score_equals_full_forward_pass(model, context, max_batch_tokens):
         assert score.logprob == pytest.approx(sum(expected), abs=1e-4)
         assert "".join(score.tokens) == request.continuation
     assert len(model.tokenizer(LONG_CONTEXT).input_ids) > 3 * 8  # longer than the sliding window
+
+
+@pytest.fixture
+def narrow_slices(monkeypatch):
+    """Force many vocabulary slices (one uneven) and several position blocks per product."""
+    monkeypatch.setattr(head, "MIN_SLICE", 7)
+    monkeypatch.setattr(head, "BLOCK_ELEMENTS", 1)
+    monkeypatch.setattr(head, "MAX_POSITIONS", 5)
+
+
+@pytest.mark.parametrize("bias", [False, True])
+def test_output_head_equals_log_softmax(narrow_slices, bias):
+    generator = torch.Generator().manual_seed(0)
+    hidden, weight = (
+        torch.randn(23, 16, generator=generator),
+        torch.randn(50, 16, generator=generator),
+    )
+    offset = torch.randn(50, generator=generator) if bias else None
+    logprobs = torch.nn.functional.linear(hidden, weight, offset).log_softmax(-1)
+    targets = torch.randint(0, 50, (23,), generator=generator)
+    targets[::3] = logprobs.argmax(-1)[::3]  # some rows greedy, the others almost surely not
+    chosen, greedy = head.OutputHead(weight, offset).token_logprobs(hidden, targets)
+    assert chosen.tolist() == pytest.approx(
+        logprobs.gather(-1, targets[:, None])[:, 0].tolist(), abs=1e-5
+    )
+    assert greedy.tolist() == (logprobs.argmax(-1) == targets).tolist()
+
+
+@pytest.mark.parametrize("path", ["sliced head", "model's own logits"])
+def test_score_exact_through_either_head(model, narrow_slices, monkeypatch, path):
+    assert model.head is not None  # the tiny Gemma-3's logits are lm_head(hidden): the fast path
+    if path == "model's own logits":
+        monkeypatch.setattr(model, "head", None)
+    model.max_batch_tokens = 16
+    scores = model.score(LONG_CONTEXT, CONTINUATIONS)
+    for index, continuation in enumerate(CONTINUATIONS):
+        request = model._request(index, LONG_CONTEXT, continuation)
+        expected = reference_logprobs(model, request.context_ids, request.continuation_ids)
+        assert scores[index].token_logprobs == pytest.approx(expected, abs=1e-4)
+
+
+def test_transformed_logits_fall_back_to_the_models_own(tiny_model_dir):
+    """Soft-capped logits are not lm_head(hidden): the probe sees it and the head is not used."""
+    capped = HFModel.from_pretrained(tiny_model_dir, device="cpu")
+    capped.model.config.final_logit_softcapping = 0.5
+    assert head.OutputHead.of(capped.model) is None
 
 
 def test_trailing_space_moves_onto_continuation(model):

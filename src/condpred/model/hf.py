@@ -29,6 +29,7 @@ from condpred.model.base import (
     TokenProb,
     split_trailing_whitespace,
 )
+from condpred.model.head import OutputHead
 from condpred.progress import progress_bar
 
 
@@ -75,6 +76,7 @@ class HFModel:
         self.start_ids = self._start_ids()
         self.eos_ids = self._eos_ids()
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.head = OutputHead.of(self.model)
 
     @classmethod
     def from_pretrained(
@@ -193,21 +195,18 @@ class HFModel:
             + [self.pad_id] * (width - len(r.continuation_ids))
             for r in batch
         ]
+        inputs = torch.tensor(rows, device=self.device)
+        lengths = torch.tensor([len(r.continuation_ids) for r in batch], device=self.device)
+        scored = torch.arange(width, device=self.device) < lengths.unsqueeze(-1)  # not padding
         # Right padding needs no attention mask: causal attention never lets a real token see a
         # pad that comes after it.
-        logits = self.model(
-            input_ids=torch.tensor(rows, device=self.device),
-            past_key_values=self._expand(cache, len(batch)),
-            use_cache=True,
-            logits_to_keep=torch.arange(width, device=self.device),
-        ).logits
-        logprobs = logits.float().log_softmax(-1)
-        targets = torch.tensor([row[1:] for row in rows], device=self.device)
-        chosen = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        greedy = logprobs.argmax(-1) == targets
+        chosen, greedy = self._token_logprobs(
+            inputs[:, :-1], self._expand(cache, len(batch)), inputs[:, 1:], scored
+        )
+        offsets = [0, *lengths.cumsum(0).tolist()]
+        chosen_list = chosen.tolist()
         for row, request in enumerate(batch):
-            m = len(request.continuation_ids)
-            token_logprobs = chosen[row, :m].tolist()
+            token_logprobs = chosen_list[offsets[row] : offsets[row + 1]]
             yield (
                 request.index,
                 Score(
@@ -215,9 +214,25 @@ class HFModel:
                     logprob=float(sum(token_logprobs)),
                     token_logprobs=token_logprobs,
                     tokens=self._token_texts(request.continuation_ids),
-                    greedy=bool(greedy[row, :m].all()),
+                    greedy=bool(greedy[offsets[row] : offsets[row + 1]].all()),
                 ),
             )
+
+    def _token_logprobs(self, inputs, cache, targets, scored):
+        """Log-probabilities and greedy flags of `targets[scored]` (flattened, row by row) after
+        `inputs`. The output head runs only at scored positions, never at padding."""
+        if self.head is None:  # logits transformed after the projection: use the model's own
+            logits = self.model(input_ids=inputs, past_key_values=cache, use_cache=True).logits[
+                scored
+            ]
+            logprobs = logits.float().log_softmax(-1)
+            wanted = targets[scored]
+            chosen = logprobs.gather(-1, wanted.unsqueeze(-1)).squeeze(-1)
+            return chosen, logprobs.amax(-1) <= chosen
+        hidden = self.model.base_model(
+            input_ids=inputs, past_key_values=cache, use_cache=True
+        ).last_hidden_state
+        return self.head.token_logprobs(hidden[scored], targets[scored])
 
     # --- next_token ---------------------------------------------------------------------------
 

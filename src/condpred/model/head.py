@@ -1,0 +1,86 @@
+"""Log-probabilities of given tokens without materialising a positions-by-vocabulary logit matrix.
+
+Scoring needs, per position, one logit and the log-sum-exp over the whole vocabulary. With
+gemma-3's 262,144 tokens, the plain way (all logits, then `log_softmax`) writes and re-reads about a
+gigabyte per thousand positions, and on a CPU those passes over memory cost as much as the output
+projection itself. `OutputHead` instead walks the vocabulary in slices small enough to stay in
+cache: each slice's logits come from one matrix product into a reused buffer, and feed a running
+(online) log-sum-exp, a running maximum and the gathered target logits before the next slice
+overwrites them. Same float32 arithmetic, no big allocation; exact within float32 rounding.
+"""
+
+from __future__ import annotations
+
+import torch
+
+#: Logit elements (positions-by-vocabulary slice) per product: ~16 MB in float32, fits in L3.
+BLOCK_ELEMENTS = 4 * 1024 * 1024
+#: The narrowest vocabulary slice: narrower products run far below the machine's peak.
+MIN_SLICE = 1024
+#: Positions per product; more amortises reading the weights, fewer keeps slices wide.
+MAX_POSITIONS = 512
+
+
+class OutputHead:
+    """The model's output projection (`hidden @ weight.T + bias`), evaluated slice by slice."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
+        self.weight = weight
+        self.bias = bias
+
+    @classmethod
+    def of(cls, model: torch.nn.Module) -> OutputHead | None:
+        """The head of a causal LM whose logits are exactly `lm_head(last_hidden_state)`.
+
+        Some architectures transform logits after the projection (soft-capping, scaling); rather
+        than list them, this checks the identity on a short input and returns None when it does
+        not hold, so callers fall back to the model's own logits."""
+        projection = model.get_output_embeddings()
+        if not isinstance(projection, torch.nn.Linear):
+            return None
+        head = cls(projection.weight, projection.bias)
+        device = projection.weight.device
+        ids = torch.arange(1, 9, device=device).unsqueeze(0) % projection.out_features
+        with torch.no_grad():
+            expected = model(input_ids=ids).logits[0].float()
+            hidden = model.base_model(input_ids=ids).last_hidden_state[0]
+            logits = torch.nn.functional.linear(hidden, head.weight, head.bias).float()
+        return head if torch.allclose(logits, expected, rtol=1e-5, atol=1e-5) else None
+
+    @torch.no_grad()
+    def token_logprobs(
+        self, hidden: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """For hidden states [n, d] and target ids [n]: log P(target) as float32 [n], and whether
+        the target has the highest logit [n] (the greedy choice; an exact tie counts as greedy)."""
+        parts = [
+            self._block(hidden[i : i + MAX_POSITIONS], targets[i : i + MAX_POSITIONS])
+            for i in range(0, hidden.shape[0], MAX_POSITIONS)
+        ]
+        return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+
+    def _block(self, hidden: torch.Tensor, targets: torch.Tensor):
+        n, vocab = hidden.shape[0], self.weight.shape[0]
+        width = max(MIN_SLICE, BLOCK_ELEMENTS // max(n, 1))
+        buffer = torch.empty(n, min(width, vocab), dtype=hidden.dtype, device=hidden.device)
+        running_max = torch.full((n,), -torch.inf, device=hidden.device)
+        running_sum = torch.zeros(n, device=hidden.device)
+        chosen = torch.empty(n, device=hidden.device)
+        rows = torch.arange(n, device=hidden.device)
+        for start in range(0, vocab, width):
+            logits = self._slice_logits(hidden, start, min(start + width, vocab), buffer)
+            inside = (targets >= start) & (targets < start + logits.shape[1])
+            chosen[inside] = logits[rows[inside], targets[inside] - start]
+            new_max = torch.maximum(running_max, logits.amax(-1))
+            rescaled = running_sum * torch.exp(running_max - new_max)
+            running_sum = rescaled + logits.sub_(new_max.unsqueeze(-1)).exp_().sum(-1)
+            running_max = new_max
+        return chosen - (running_max + running_sum.log()), chosen >= running_max
+
+    def _slice_logits(self, hidden: torch.Tensor, start: int, end: int, buffer: torch.Tensor):
+        """float32 logits of vocabulary ids [start, end), written into `buffer`."""
+        out = buffer[:, : end - start]
+        torch.mm(hidden, self.weight[start:end].t(), out=out)
+        if self.bias is not None:
+            out += self.bias[start:end]
+        return out.float() if out.dtype != torch.float32 else out
