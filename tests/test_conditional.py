@@ -29,6 +29,7 @@ BUILTINS = [
     "forecast-question",
     "news-article",
     "plain",
+    "survey-response",
     "textbook-section",
     "transcript",
 ]
@@ -64,6 +65,7 @@ def expected_dates(camera: str, d: dt.date) -> list[str]:
         "forecast-question": [f"Forecast as of {MONTH[d.month - 1]} {d.day}, {d.year}\n"],
         "news-article": [f"{MONTH[d.month - 1]} {d.day}, {d.year} — "],
         "plain": [f"\n{d.isoformat()}\n"],
+        "survey-response": [f"Fielded: {MONTH[d.month - 1]} {d.day}, {d.year}\n"],
         "textbook-section": [f"{d.year}\n"],
         "transcript": [f"\n{WEEKDAY[d.weekday()]} {d.day} {MONTH[d.month - 1]} {d.year}\n"],
     }[camera]

@@ -1,0 +1,156 @@
+"""The instrument both evaluations share: how much probability a model puts on each answer, and
+a resumable loop that scores a grid of (model, context, answers) jobs into the run store.
+
+The probability of an answer is its likelihood as the continuation of the context, normalised over
+the answers on offer (as Perez et al. and lm-evaluation-harness score multiple choice). Answers of
+different token lengths are also compared per token (`probs_norm`, lm-eval's length-normalised
+variant): when the two disagree, the answers' lengths, not their content, drive the result.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from condpred.condition import Conditional
+from condpred.errors import InputError
+from condpred.model.base import PredictiveModel
+from condpred.progress import progress_bar
+from condpred.stats import bootstrap_ci
+from condpred.store import RunRecord, Store
+
+
+def softmax(values: Sequence[float]) -> list[float]:
+    """Normalised exp(values), computed stably (log-likelihoods can be very negative)."""
+    top = max(values)
+    weights = [math.exp(v - top) for v in values]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def answer_probs(model: PredictiveModel, context: str, options: Sequence[str]) -> dict[str, Any]:
+    """Log-likelihood of each answer after `context`, and its probability among the answers, both
+    whole (`probs`) and per token (`probs_norm`). One `score` call: the context is run once."""
+    scores = model.score(context, list(options))
+    logprobs = [s.logprob for s in scores]
+    tokens = [max(len(s.tokens), 1) for s in scores]
+    return {
+        "options": list(options),
+        "logprobs": logprobs,
+        "tokens": tokens,
+        "probs": softmax(logprobs),
+        "probs_norm": softmax([lp / n for lp, n in zip(logprobs, tokens, strict=True)]),
+    }
+
+
+@dataclass(frozen=True)
+class Job:
+    """One scoring request in an evaluation's grid; `index` is its row in the run's table."""
+
+    index: int
+    context: str
+    options: tuple[str, ...]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def run_jobs(
+    model: PredictiveModel,
+    jobs: Sequence[Job],
+    derive: Callable[[Job, dict[str, Any]], dict[str, Any]],
+    *,
+    store: Store | None,
+    run_id: str | None,
+    table: str,
+) -> list[dict[str, Any]]:
+    """Score every job not yet stored, each row committed as it exists (so `--resume` computes
+    only the rest); `derive(job, probs)` turns the answer probabilities into the row's measures.
+    Returns the new rows."""
+    done = store.item_indices(run_id, table) if store is not None else set()
+    todo = [job for job in jobs if job.index not in done]
+    rows = []
+    with progress_bar(len(todo), f"{table}: scoring with {model.spec}") as advance:
+        for job in todo:
+            probs = answer_probs(model, job.context, job.options)
+            row = {"index": job.index, **job.meta, **probs, **derive(job, probs)}
+            if store is not None:
+                store.add_item(run_id, table, job.index, row)
+            rows.append(row)
+            advance(1)
+    return rows
+
+
+def mean_ci(values: Sequence[float], seed: int) -> tuple[float, list[float]]:
+    """The mean and its 95% percentile-bootstrap interval (seeded: the same rows, the same CI)."""
+    array = np.asarray(values, dtype=float)
+    low, high = bootstrap_ci(np.mean, array, seed=seed)
+    return float(array.mean()), [low, high]
+
+
+def paired_diff_ci(a: Sequence[float], b: Sequence[float], seed: int) -> tuple[float, list[float]]:
+    """Mean of a - b over paired rows (the same items), with its paired bootstrap 95% interval."""
+    return mean_ci(np.asarray(a, dtype=float) - np.asarray(b, dtype=float), seed)
+
+
+def open_run(
+    store: Store | None,
+    kind: str,
+    models: Sequence[str],
+    params: dict[str, Any],
+    seed: int,
+    conditionals: Sequence[tuple[Conditional, str, str | None]],
+) -> str | None:
+    """Create the run with its conditionals (YAML, an example rendering, where it came from)."""
+    if store is None:
+        return None
+    run_id = store.create_run(kind, ",".join(models), params, seed)
+    for index, (conditional, rendered, source) in enumerate(conditionals):
+        store.add_conditional(run_id, index, conditional.to_yaml(), rendered, source)
+    return run_id
+
+
+def reopen_run(store: Store, run_id: str, kind: str) -> RunRecord:
+    """The run to resume, marked running again; refuses a run of another kind."""
+    run = store.get_run(run_id)
+    if run.kind != kind:
+        raise InputError(
+            f"run {run.id} is a '{run.kind}' run, not '{kind}'",
+            source="--resume",
+            fix=f"Pass the id of a {kind} run (condpred runs list --kind {kind})",
+        )
+    store.reopen_run(run.id)
+    return run
+
+
+def load_all(specs: Sequence[str], load: Callable[[str], PredictiveModel]) -> list[PredictiveModel]:
+    """Every model before any scoring, so a bad spec fails before work is done; no duplicates."""
+    if not specs:
+        raise InputError("no models given", source="--models", fix="e.g. --models default")
+    if len(set(specs)) < len(specs):
+        raise InputError("a model is named twice", source="--models", fix="Name each model once")
+    return [load(spec) for spec in specs]
+
+
+ALL = "all"
+
+
+def grouped(rows: list[dict[str, Any]], *keys: str) -> dict[tuple, list[dict[str, Any]]]:
+    """Rows grouped by `keys`, in the order each value was first seen; when the first key (the
+    category or template) takes several values, every group is repeated under 'all', last."""
+    groups: dict[tuple, list[dict[str, Any]]] = {}
+    pooled = len({r[keys[0]] for r in rows}) > 1
+    for row in rows:
+        for first in (row[keys[0]], ALL) if pooled else (row[keys[0]],):
+            groups.setdefault((first, *(row[k] for k in keys[1:])), []).append(row)
+    ranks = [
+        {v: i for i, v in enumerate(dict.fromkeys(key[j] for key in groups))}
+        for j in range(len(keys))
+    ]
+
+    def order(key: tuple) -> tuple:
+        return (key[0] == ALL, *(rank[v] for rank, v in zip(ranks, key, strict=True)))
+
+    return {key: groups[key] for key in sorted(groups, key=order)}
