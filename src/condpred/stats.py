@@ -44,7 +44,9 @@ def bootstrap_ci(
     """Percentile bootstrap interval of `statistic(*data)`, resampling rows of `data` jointly.
 
     All arrays in `data` are paired by index (e.g. the human and the AI text of each pair), so one
-    index draw resamples every array alike: the paired bootstrap. Seeded, hence repeatable."""
+    index draw resamples every array alike: the paired bootstrap. Seeded, hence repeatable.
+    Resamples on which the statistic is undefined (it returns NaN, e.g. a skill score on a
+    resample with one outcome only) are left out: the interval is conditional on it existing."""
     if not data:
         raise ValueError("bootstrap_ci needs at least one data array")
     arrays = [np.asarray(d) for d in data]
@@ -55,7 +57,10 @@ def bootstrap_ci(
         raise ValueError("level must lie in (0, 1) and n must be positive")
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, size, size=(n, size))
-    values = np.array([statistic(*(a[rows] for a in arrays)) for rows in draws])
+    values = np.array([statistic(*(a[rows] for a in arrays)) for rows in draws], dtype=float)
+    values = values[~np.isnan(values)]  # resamples where the statistic is undefined (NaN) drop out
+    if values.size == 0:
+        return float("nan"), float("nan")
     tail = (1 - level) / 2
     low, high = np.quantile(values, [tail, 1 - tail])
     return float(low), float(high)
