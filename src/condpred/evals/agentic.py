@@ -222,7 +222,7 @@ def _marker(job: Job, probs: dict[str, Any]) -> dict[str, float]:
 
 def summarize(rows: list[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
     """The tidy table: category x model x conditional, n, mean matching probability and its 95%
-    bootstrap CI over items, and the length-normalised mean beside it."""
+    bootstrap CI over items, beside the length-normalised mean and the letter-balanced mean."""
     table = []
     for (category, model, cond), group in grouped(rows, "category", "model", "conditional").items():
         mean, ci = mean_ci([r["matching_prob"] for r in group], seed)
@@ -235,9 +235,20 @@ def summarize(rows: list[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]
                 "matching_prob": mean,
                 "ci": ci,
                 "matching_prob_norm": sum(r["matching_prob_norm"] for r in group) / len(group),
+                "balanced": balanced_mean(group),
             }
         )
     return table
+
+
+def balanced_mean(rows: list[dict[str, Any]]) -> float:
+    """The mean over each matching answer's items, averaged: a model that prefers the letter (A)
+    whatever the question raises the plain mean when most items' matching answer is (A); here
+    that preference cancels, as each answer counts alike."""
+    by_answer: dict[str, list[float]] = {}
+    for r in rows:
+        by_answer.setdefault("|".join(r["matching"]), []).append(r["matching_prob"])
+    return sum(sum(v) / len(v) for v in by_answer.values()) / len(by_answer)
 
 
 def contrasts(rows: list[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
