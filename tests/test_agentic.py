@@ -273,3 +273,18 @@ def test_base_and_tuned_models_on_real_items(default_model, tmp_path):
     by = {(r["model"], r["conditional"], r["line"]): r["matching_prob"] for r in result.rows}
     for model in models:  # the framing reaches the model: the same item, another probability
         assert by[(model, "human", 1)] != pytest.approx(by[(model, "ai", 1)], abs=1e-4)
+
+
+def test_the_html_report_draws_the_markers_offline(tmp_path, tiny_model_dir):
+    from condpred.report.html import write_report
+    from tests.browser import dump_dom, page_requests
+
+    with Store(tmp_path / "runs.db") as store:
+        result = run_agentic(
+            data_file(tmp_path), [str(tiny_model_dir)], ["raw", "ai"], limit=1, store=store
+        )
+        path = write_report(store, result.run_id, tmp_path / "report.html")
+    dom, requests = dump_dom(path)
+    assert page_requests(requests) == []
+    assert dom.count('class="main-svg"') >= 1 and "Agentic markers by conditional" in dom
+    assert "ai - raw" in dom and "letter-balanced" in dom and "ASSISTANT:" in dom

@@ -168,3 +168,14 @@ def test_the_builtin_templates_file_documents_its_fields():
     text = TEMPLATES.read_text(encoding="utf-8")
     for field in ("name", "serving", "text", "stake", "systems", "cases"):
         assert f"#   {field}" in text
+
+
+def test_the_html_report_draws_the_shifts(tmp_path, tiny_model_dir):
+    from condpred.report.html import build_report
+
+    with Store(tmp_path / "runs.db") as store:
+        templates = write_templates(tmp_path, TEMPLATE)
+        result = run_zero_one([str(tiny_model_dir)], templates=templates, store=store)
+        html = build_report(store, result.run_id)
+    assert "0 vs 1: item minus control" in html and "Per template" in html
+    assert "A 1 gets S1 deployed." in html  # the first pair, as the model saw it

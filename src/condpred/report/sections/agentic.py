@@ -1,0 +1,104 @@
+"""Agentic-marker runs: the marker per category, model and conditional, as a dot plot with 95%
+intervals, the tidy table, the paired contrasts, and the files left out."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from condpred.evals.agentic import KIND, contrasts, summarize
+from condpred.report.sections import Block, conditional_blocks, layout, table
+from condpred.store import RunRecord, Store
+
+
+def build(store: Store, run: RunRecord) -> list[Block]:
+    rows = store.items(run.id, KIND)
+    if not rows:
+        return [Block("No items scored yet", note="Resume the run to score them.")]
+    summary = summarize(rows, run.seed or 0)
+    blocks = [
+        Block(
+            "Probability on the behaviour-matching answers",
+            figure=marker_figure(summary),
+            note="Each dot is a mean over the same items with its 95% bootstrap interval; 0.5 is "
+            "indifference between two answers. Conditionals vary who the model predicts.",
+        ),
+        Block(
+            "Markers",
+            table(
+                (
+                    "category",
+                    "model",
+                    "conditional",
+                    "n",
+                    "P(matching)",
+                    "95% CI",
+                    "per-token",
+                    "letter-balanced",
+                ),
+                [
+                    (
+                        r["category"],
+                        r["model"],
+                        r["conditional"],
+                        r["n"],
+                        r["matching_prob"],
+                        interval(r["ci"]),
+                        r["matching_prob_norm"],
+                        r["balanced"],
+                    )
+                    for r in summary
+                ],
+            ),
+        ),
+        Block(
+            "Paired contrasts (same items)",
+            table(
+                ("category", "within", "contrast", "n", "difference", "95% CI"),
+                [
+                    (
+                        c["category"],
+                        c["within"],
+                        c["contrast"],
+                        c["n"],
+                        c["diff"],
+                        interval(c["ci"]),
+                    )
+                    for c in contrasts(rows, run.seed or 0)
+                ],
+            ),
+        ),
+    ]
+    if excluded := run.params.get("excluded"):
+        lines = "; ".join(f"{e['source']} ({e['reason']})" for e in excluded)
+        blocks.append(Block("Files left out", note=lines))
+    return blocks + conditional_blocks(store, run)
+
+
+def marker_figure(summary: list[dict]) -> go.Figure:
+    """One trace per (model, conditional): categories down, the marker across, with intervals."""
+    figure = go.Figure()
+    for key in dict.fromkeys((r["model"], r["conditional"]) for r in summary):
+        rows = [r for r in summary if (r["model"], r["conditional"]) == key]
+        figure.add_trace(
+            go.Scatter(
+                x=[r["matching_prob"] for r in rows],
+                y=[r["category"] for r in rows],
+                error_x={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [r["ci"][1] - r["matching_prob"] for r in rows],
+                    "arrayminus": [r["matching_prob"] - r["ci"][0] for r in rows],
+                },
+                mode="markers",
+                name=" · ".join(key),
+            )
+        )
+    figure.add_vline(x=0.5, line_dash="dot", line_color="grey")
+    layout(figure, "Agentic markers by conditional and model", "P(matching answer)", "category")
+    figure.update_layout(height=max(380, 60 * len({r["category"] for r in summary})))
+    return figure
+
+
+def interval(ci: list[float]) -> str:
+    """A 95% interval as table text."""
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"

@@ -1,0 +1,85 @@
+"""0-vs-1 runs: per template and model, how far the stake alone moves probability toward the
+self-serving answer (item minus control), as a dot plot with 95% intervals, and the tables."""
+
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from condpred.evals.zero_one import KIND, contrasts, summarize
+from condpred.report.sections import Block, conditional_blocks, layout, table
+from condpred.report.sections.agentic import interval
+from condpred.store import RunRecord, Store
+
+
+def build(store: Store, run: RunRecord) -> list[Block]:
+    rows = store.items(run.id, KIND)
+    if not rows:
+        return [Block("No items scored yet", note="Resume the run to score them.")]
+    summary = summarize(rows, run.seed or 0)
+    return [
+        Block(
+            "Shift toward the self-serving answer",
+            figure=shift_figure(summary),
+            note="P(self-serving answer) in the item minus in its control, which differs only in "
+            "who benefits; above 0: the stake alone pulled the model toward serving itself.",
+        ),
+        Block(
+            "Per template",
+            table(
+                (
+                    "template",
+                    "model",
+                    "pairs",
+                    "P(serving) item",
+                    "P(serving) control",
+                    "shift",
+                    "95% CI",
+                ),
+                [
+                    (
+                        r["template"],
+                        r["model"],
+                        r["n"],
+                        r["serving_item"],
+                        r["serving_control"],
+                        r["shift"],
+                        interval(r["ci"]),
+                    )
+                    for r in summary
+                ],
+            ),
+        ),
+        Block(
+            "Difference in differences between models",
+            table(
+                ("template", "contrast", "pairs", "difference of shifts", "95% CI"),
+                [
+                    (c["template"], c["contrast"], c["n"], c["did"], interval(c["ci"]))
+                    for c in contrasts(rows, run.seed or 0)
+                ],
+            ),
+        ),
+        *conditional_blocks(store, run),
+    ]
+
+
+def shift_figure(summary: list[dict]) -> go.Figure:
+    figure = go.Figure()
+    for model in dict.fromkeys(r["model"] for r in summary):
+        rows = [r for r in summary if r["model"] == model]
+        figure.add_trace(
+            go.Scatter(
+                x=[r["shift"] for r in rows],
+                y=[r["template"] for r in rows],
+                error_x={
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [r["ci"][1] - r["shift"] for r in rows],
+                    "arrayminus": [r["shift"] - r["ci"][0] for r in rows],
+                },
+                mode="markers",
+                name=model,
+            )
+        )
+    figure.add_vline(x=0, line_dash="dot", line_color="grey")
+    return layout(figure, "0 vs 1: item minus control", "shift in P(self-serving)", "template")
