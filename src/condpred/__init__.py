@@ -8,6 +8,7 @@ every run.
 from condpred.condition import Author, Conditional, list_cameras, load_conditional, render
 from condpred.elicit import Prediction, predict, resume, score
 from condpred.errors import InputError
+from condpred.evals import load_evals, run_agentic, run_zero_one
 from condpred.model import PredictiveModel, Sample, SamplingParams, Score, TokenProb, load_model
 from condpred.store import Store
 
@@ -24,9 +25,12 @@ __all__ = [
     "TokenProb",
     "list_cameras",
     "load_conditional",
+    "load_evals",
     "load_model",
     "predict",
     "render",
     "resume",
+    "run_agentic",
+    "run_zero_one",
     "score",
 ]
