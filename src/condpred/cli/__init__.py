@@ -14,6 +14,7 @@ from condpred.cli import (
     core,  # noqa: F401  (registers the commands)
     evals,  # noqa: F401
     forecast,  # noqa: F401
+    plan,  # noqa: F401
     report,  # noqa: F401
 )
 from condpred.cli.app import app, err

@@ -30,7 +30,10 @@ from condpred.store import Store
 
 TABLE = "questions"
 OUTCOMES = ("Yes", "No")  # the first is the event happening
-PHRASINGS = ("Answer: {}", "Resolution: {}", "This question resolved {}.")
+# Chosen, without looking at outcomes, as the three of seven candidate lead-ins after which
+# gemma-3-270m puts the most probability on " Yes" + " No" (0.29, 0.13, 0.12 on a seeded sample of
+# 8 market questions; "This question resolved {}." got under 0.001).
+PHRASINGS = ("Answer: {}", "Resolved: {}", "Resolution: {}")
 FORECASTER = Author(name="an experienced forecaster")
 REASONING_PREFIX = "My reasoning:"
 REASONING_PARAMS = dict(max_new_tokens=96, temperature=1.0, stop=("\n\n",))
