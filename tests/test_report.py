@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def predict_run(model, tmp_path_factory) -> tuple[Path, str]:
         prediction = predict(
             conditional, model, 3, SamplingParams(max_new_tokens=8, seed=0), store=store
         )
-        check(prediction, model, ["surprisal"], store=store)
+        check(prediction, model, ["surprisal", "ai_author"], store=store)
     return db, prediction.run_id
 
 
@@ -53,7 +54,8 @@ def test_predict_report_renders_offline(predict_run, tmp_path):
     assert html.count("PlotlyConfig") == 1  # plotly.js embedded once, not once per figure
     dom, requests = dump_dom(path)
     assert page_requests(requests) == []
-    assert dom.count('class="main-svg"') >= 2  # both figures drawn by plotly in the browser
+    assert dom.count('class="plot-container plotly"') == 2  # both figures drawn by plotly.js
+    assert dom.count('class="main-svg"') >= 2
     assert "Check results" in dom and "surprisal" in dom
 
 
@@ -76,3 +78,45 @@ def test_report_command_writes_the_page(predict_run, tmp_path):
     result = CliRunner().invoke(app, ["report", run_id[:12], "--db", str(db), "--out", str(target)])
     assert result.exit_code == 0, result.output
     assert target.read_text().startswith("<!DOCTYPE html>")
+
+
+@pytest.fixture(scope="module")
+def forecast_and_plan_runs(model, tmp_path_factory) -> tuple[Path, str, str]:
+    """A forecast run (two sources, crowd probabilities) and a plan run, on the tiny model."""
+    from condpred.forecast import forecast
+    from condpred.plan import plan
+    from tests.test_forecast import question, write_questions
+    from tests.test_plan import PLAN_SET, write
+
+    folder = tmp_path_factory.mktemp("report-kinds")
+    questions = write_questions(folder / "q.jsonl", [question(i) for i in range(8)])
+    with Store(folder / "runs.db") as store:
+        forecast_run = forecast(questions, model, cutoff=dt.date(2024, 8, 1), store=store)
+        plan_run = plan(
+            write(folder / "p.yaml", PLAN_SET), model, samples=1, max_tokens=4, store=store
+        )
+    return folder / "runs.db", forecast_run.run_id, plan_run.run_id
+
+
+@pytest.mark.parametrize(
+    ("kind", "figures", "words"),
+    [
+        ("forecast", 3, ["Reliability diagram", "resolved_after_cutoff", "crowd Brier"]),
+        ("plan", 3, ["Outcomes by plan", "Expected utility", "performative", "Plan: ratify"]),
+    ],
+)
+def test_forecast_and_plan_reports_render_offline(
+    forecast_and_plan_runs, tmp_path, kind, figures, words
+):
+    db, forecast_id, plan_id = forecast_and_plan_runs
+    with Store(db) as store:
+        path = write_report(
+            store, forecast_id if kind == "forecast" else plan_id, tmp_path / "r.html"
+        )
+    assert path.read_text().count("PlotlyConfig") == 1
+    dom, requests = dump_dom(path)
+    assert page_requests(requests) == []
+    assert dom.count('class="plot-container plotly"') == figures  # drawn by plotly.js
+    assert dom.count('class="main-svg"') >= figures
+    for word in words:
+        assert word in dom

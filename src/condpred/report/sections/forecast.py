@@ -1,0 +1,157 @@
+"""Forecast runs: scores with intervals per group, the reliability diagram beside the crowd's,
+the distribution of forecasts by outcome, per-source Brier bars, and every question's row."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import plotly.graph_objects as go
+
+from condpred import scoring
+from condpred.forecast import stored_forecast, summarise
+from condpred.report.sections import Block, layout, table
+from condpred.store import RunRecord, Store
+
+METRICS = (
+    ("Brier", "brier"),
+    ("log score", "log_score"),
+    ("skill vs base rate", "brier_skill_base_rate"),
+    ("skill vs crowd", "brier_skill_crowd"),
+)
+
+
+def build(store: Store, run: RunRecord) -> list[Block]:
+    result = stored_forecast(store, run.id)
+    cutoff = run.params.get("cutoff")
+    summary = summarise(
+        result.rows, dt.date.fromisoformat(cutoff) if cutoff else None, run.seed or 0
+    )
+    scored = [r for r in result.rows if r["outcome"] is not None]
+    blocks = [scores_block(summary, cutoff)]
+    if scored:
+        blocks += [
+            Block("Reliability diagram", figure=reliability_figure(scored)),
+            Block("Forecasts by outcome", figure=histogram_figure(scored)),
+            Block("Brier score per source", figure=source_figure(summary)),
+        ]
+    blocks.append(questions_block(result.rows))
+    return blocks
+
+
+def _with_ci(metric: dict[str, Any] | None) -> str:
+    if not metric or metric.get("value") is None:
+        return "-"
+    ci = metric["ci95"]
+    return f"{metric['value']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def scores_block(summary: dict[str, Any], cutoff: str | None) -> Block:
+    groups = {"all": summary, **summary.get("groups", {})}
+    rows = []
+    for name, m in groups.items():
+        if not m.get("n"):
+            continue
+        crowd = m.get("crowd", {})
+        values = [_with_ci(m.get(key)) for _, key in METRICS]
+        rows.append((name, m["n"], m["base_rate"], *values, m["ece"], _with_ci(crowd.get("brier"))))
+    header = ("questions", "n", "base rate", *(label for label, _ in METRICS), "ECE", "crowd Brier")
+    note = (
+        "Brier: lower is better (0.25 for always 0.5). Log score: mean ln P(what happened), higher "
+        "is better. Skill: 1 - Brier / reference Brier (0 = as good as the reference). "
+        "Bootstrap 95% intervals in brackets. "
+        + (
+            f"Training cutoff {cutoff}: the model cannot have read about questions resolved after "
+            "it."
+            if cutoff
+            else "No training cutoff known: no leakage split."
+        )
+    )
+    return Block("Scores", table(header, rows), note=note)
+
+
+def reliability_figure(rows: list[dict[str, Any]]) -> go.Figure:
+    """Observed frequency against mean forecast per bin, for the model and the crowd."""
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect", line_dash="dot"))
+    y = [r["outcome"] for r in rows]
+    series = {"model": [r["prob"] for r in rows]}
+    crowd = [r for r in rows if r["crowd_prob"] is not None]
+    if crowd:
+        series["crowd"] = [r["crowd_prob"] for r in crowd]
+    for name, probs in series.items():
+        outcomes = y if name == "model" else [r["outcome"] for r in crowd]
+        diagram = scoring.reliability(probs, outcomes)
+        shown = [i for i, n in enumerate(diagram.count) if n]
+        figure.add_trace(
+            go.Scatter(
+                x=[diagram.mean_prob[i] for i in shown],
+                y=[diagram.frequency[i] for i in shown],
+                mode="lines+markers",
+                name=f"{name} (ECE {diagram.ece:.3f})",
+                text=[f"{diagram.count[i]} questions" for i in shown],
+            )
+        )
+    figure = layout(
+        figure, "Reliability (10 equal-width bins)", "mean forecast", "observed frequency"
+    )
+    return figure.update_xaxes(range=[0, 1]).update_yaxes(range=[0, 1])
+
+
+def histogram_figure(rows: list[dict[str, Any]]) -> go.Figure:
+    """The model's P(yes) on questions that resolved yes and no: separation is discrimination."""
+    figure = go.Figure()
+    for outcome, label in ((1, "resolved yes"), (0, "resolved no")):
+        probs = [r["prob"] for r in rows if r["outcome"] == outcome]
+        figure.add_trace(go.Histogram(x=probs, name=label, opacity=0.6, xbins={"size": 0.05}))
+    figure.update_layout(barmode="overlay")
+    figure = layout(figure, "Distribution of the model's P(yes)", "P(yes)", "questions")
+    return figure.update_xaxes(range=[0, 1])
+
+
+def source_figure(summary: dict[str, Any]) -> go.Figure:
+    """Brier per source for the model, the crowd and the base rate, with the model's intervals."""
+    groups = {
+        k.removeprefix("source:"): m
+        for k, m in summary["groups"].items()
+        if k.startswith("source:")
+    }
+    names = list(groups)
+    model = [groups[n]["brier"] for n in names]
+    figure = go.Figure(
+        go.Bar(
+            x=names,
+            y=[m["value"] for m in model],
+            name="model",
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": [(m["ci95"] or [0, m["value"]])[1] - m["value"] for m in model],
+                "arrayminus": [m["value"] - (m["ci95"] or [m["value"], 0])[0] for m in model],
+            },
+        )
+    )
+    crowd = [groups[n].get("crowd", {}).get("brier", {}).get("value") for n in names]
+    figure.add_trace(go.Bar(x=names, y=crowd, name="crowd"))
+    figure.add_trace(
+        go.Bar(x=names, y=[groups[n]["base_rate_brier"] for n in names], name="base rate")
+    )
+    return layout(figure, "Brier score per source (lower is better)", "source", "Brier")
+
+
+def questions_block(rows: list[dict[str, Any]]) -> Block:
+    header = ("id", "source", "as of", "resolved", "P(yes)", "crowd", "outcome", "reasoning")
+    cells = [
+        (
+            r["id"],
+            r["source"],
+            r["as_of"],
+            r["resolved"],
+            r["prob"],
+            r["crowd_prob"],
+            r["outcome"],
+            r.get("reasoning") or "",
+        )
+        for r in rows
+    ]
+    return Block(f"Questions ({len(rows)})", table(header, cells))
