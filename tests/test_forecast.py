@@ -14,9 +14,9 @@ from typer.testing import CliRunner
 
 from condpred import InputError, Store, render, scoring
 from condpred.cli import app
-from condpred.forecast import forecast, load_questions, resume_forecast, stratified_sample
-from condpred.forecast.run import question_conditional
-from condpred.forecast.summary import summarise
+from condpred.forecasting import forecast, load_questions, resume_forecast, stratified_sample
+from condpred.forecasting.run import question_conditional
+from condpred.forecasting.summary import summarise
 from condpred.model.hf import HFModel
 from tests.test_cli import run_cli
 

@@ -11,8 +11,8 @@ import yaml
 from condpred import InputError, Store
 from condpred.elicit.outcomes import outcomes
 from condpred.model.hf import HFModel
-from condpred.plan import load_plan_set, plan, resume_plans
-from condpred.plan.run import TABLE
+from condpred.planning import load_plan_set, plan, resume_plans
+from condpred.planning.run import TABLE
 from tests.test_cli import run_cli
 from tests.test_forecast import InterruptAfter
 

@@ -83,8 +83,8 @@ def test_report_command_writes_the_page(predict_run, tmp_path):
 @pytest.fixture(scope="module")
 def forecast_and_plan_runs(model, tmp_path_factory) -> tuple[Path, str, str]:
     """A forecast run (two sources, crowd probabilities) and a plan run, on the tiny model."""
-    from condpred.forecast import forecast
-    from condpred.plan import plan
+    from condpred.forecasting import forecast
+    from condpred.planning import plan
     from tests.test_forecast import question, write_questions
     from tests.test_plan import PLAN_SET, write
 

@@ -7,14 +7,18 @@ every run.
 
 from condpred.condition import Author, Conditional, list_cameras, load_conditional, render
 from condpred.elicit import Prediction, predict, resume, score
+from condpred.elicit.outcomes import Distribution, outcomes
 from condpred.errors import InputError
 from condpred.evals import load_evals, run_agentic, run_zero_one
+from condpred.forecasting import forecast
 from condpred.model import PredictiveModel, Sample, SamplingParams, Score, TokenProb, load_model
+from condpred.planning import plan
 from condpred.store import Store
 
 __all__ = [
     "Author",
     "Conditional",
+    "Distribution",
     "InputError",
     "Prediction",
     "PredictiveModel",
@@ -23,10 +27,13 @@ __all__ = [
     "Score",
     "Store",
     "TokenProb",
+    "forecast",
     "list_cameras",
     "load_conditional",
     "load_evals",
     "load_model",
+    "outcomes",
+    "plan",
     "predict",
     "render",
     "resume",

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from condpred.cli.app import DbOpt, JsonOpt, ModelOpt, app, err, load_model_with_bar, out
 from condpred.errors import InputError
-from condpred.forecast import ForecastRun, forecast, resume_forecast, summarise
+from condpred.forecasting import ForecastRun, forecast, resume_forecast, summarise
 from condpred.model.registry import embedded_model
 from condpred.store import Store
 

@@ -13,7 +13,7 @@ from rich.table import Table
 
 from condpred.cli.app import DbOpt, JsonOpt, ModelOpt, app, load_model_with_bar, out
 from condpred.errors import InputError
-from condpred.plan import PlanRun, load_plan_set, plan, resume_plans
+from condpred.planning import PlanRun, load_plan_set, plan, resume_plans
 from condpred.store import Store
 
 

@@ -9,7 +9,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from condpred import scoring
-from condpred.forecast import stored_forecast, summarise
+from condpred.forecasting import stored_forecast, summarise
 from condpred.report.sections import Block, layout, table
 from condpred.store import RunRecord, Store
 

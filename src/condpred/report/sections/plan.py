@@ -8,7 +8,7 @@ from typing import Any
 import plotly.graph_objects as go
 from markupsafe import Markup
 
-from condpred.plan import stored_plans
+from condpred.planning import stored_plans
 from condpred.report.sections import Block, layout, pre, table
 from condpred.store import RunRecord, Store
 

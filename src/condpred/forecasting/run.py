@@ -1,0 +1,181 @@
+"""Forecast: each question rendered as a forecasting-site page dated at its as-of date, and the
+probability of "Yes" read off the model, one stored row per question.
+
+The page shows the question, "Forecast as of <as-of date>", the background and the resolution
+criteria, never the resolution date. With `reasoning`, a forecaster's comment is sampled from the
+model first (sequential reasoning by a predicted human, seed 001) and the answer follows it.
+Each question's row is committed at once, so `resume_forecast` computes only the missing ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from condpred.condition import Author, Conditional, render
+from condpred.elicit.outcomes import camera_alone, outcomes, phrasing_logprobs
+from condpred.elicit.recording import recording
+from condpred.errors import InputError
+from condpred.forecasting.questions import (
+    Question,
+    file_digest,
+    load_questions,
+    stratified_sample,
+)
+from condpred.model.base import PredictiveModel, SamplingParams
+from condpred.progress import progress_bar
+from condpred.store import Store
+
+TABLE = "questions"
+OUTCOMES = ("Yes", "No")  # the first is the event happening
+# Chosen, without looking at outcomes, as the three of seven candidate lead-ins after which
+# gemma-3-270m puts the most probability on " Yes" + " No" (0.29, 0.13, 0.12 on a seeded sample of
+# 8 market questions; "This question resolved {}." got under 0.001).
+PHRASINGS = ("Answer: {}", "Resolved: {}", "Resolution: {}")
+FORECASTER = Author(name="an experienced forecaster")
+REASONING_PREFIX = "My reasoning:"
+REASONING_PARAMS = dict(max_new_tokens=96, temperature=1.0, stop=("\n\n",))
+
+
+@dataclass(frozen=True)
+class ForecastRun:
+    """A forecast run's id (None when not stored) and its rows, by question order."""
+
+    run_id: str | None
+    rows: list[dict[str, Any]]
+    params: dict[str, Any]
+
+
+def forecast(
+    path: str | Path,
+    model: PredictiveModel,
+    *,
+    limit: int | None = None,
+    seed: int = 0,
+    reasoning: bool = False,
+    cutoff: dt.date | None = None,
+    store: Store | None = None,
+) -> ForecastRun:
+    """P(yes) for the questions in a JSONL file (a seeded stratified sample of `limit`)."""
+    questions = load_questions(path)
+    params = {
+        "questions": str(path),
+        "sha256": file_digest(path),
+        "indices": stratified_sample(questions, limit, seed),
+        "limit": limit,
+        "reasoning": reasoning,
+        "cutoff": cutoff.isoformat() if cutoff else None,
+        "outcomes": list(OUTCOMES),
+        "phrasings": list(PHRASINGS),
+    }
+    run_id = store.create_run("forecast", model.spec, params, seed) if store else None
+    return _run(questions, model, params, seed, store, run_id, done=set())
+
+
+def resume_forecast(run_id: str, store: Store, model: PredictiveModel | None = None) -> ForecastRun:
+    """Finish an interrupted forecast run: only the questions it has no row for are computed."""
+    from condpred.model.registry import load_model
+
+    run = store.get_run(run_id)
+    path = run.params["questions"]
+    if not Path(path).exists() or file_digest(path) != run.params["sha256"]:
+        raise InputError(
+            f"the questions file {path} is missing or changed since run {run.id} started",
+            source="--resume",
+            fix="Restore the file the run read, or start a new run",
+        )
+    questions = load_questions(path)
+    model = model or load_model(run.model_spec)
+    done = store.item_indices(run.id, TABLE)
+    store.reopen_run(run.id)
+    return _run(questions, model, run.params, run.seed or 0, store, run.id, done)
+
+
+def stored_forecast(store: Store, run_id: str) -> ForecastRun:
+    """A stored forecast run's rows, e.g. for its report."""
+    run = store.get_run(run_id)
+    return ForecastRun(run.id, store.items(run.id, TABLE), run.params)
+
+
+def _run(
+    questions: list[Question],
+    model: PredictiveModel,
+    params: dict[str, Any],
+    seed: int,
+    store: Store | None,
+    run_id: str | None,
+    done: set[int],
+) -> ForecastRun:
+    """Forecast the selected questions not in `done`, storing each row; close the run."""
+    todo = [i for i in params["indices"] if i not in done]
+    baseline = None
+    if not params["reasoning"]:  # every page has the same bare camera: score it once
+        alone = render(camera_alone(question_conditional(questions[0])))
+        baseline = phrasing_logprobs(model, alone, list(OUTCOMES), list(PHRASINGS))
+    rows = []
+    with recording(store, run_id), progress_bar(len(todo), "forecasting") as advance:
+        for index in todo:
+            row = forecast_question(questions[index], index, model, seed, params, baseline)
+            if store is not None:
+                store.add_item(run_id, TABLE, index, row)
+            rows.append(row)
+            advance(1)
+    if store is not None:
+        rows = store.items(run_id, TABLE)
+    return ForecastRun(run_id, rows, params)
+
+
+def question_conditional(question: Question) -> Conditional:
+    """The question's page on a forecasting site, dated at its as-of date (never later)."""
+    extra = {"background": question.background, "resolution_criteria": question.resolution_criteria}
+    return Conditional(
+        camera="forecast-question",
+        date=question.as_of,
+        title=question.question,
+        extra={k: v for k, v in extra.items() if v},
+    )
+
+
+def forecast_question(
+    question: Question,
+    index: int,
+    model: PredictiveModel,
+    seed: int,
+    params: dict[str, Any],
+    baseline: list[list[float]] | None,
+) -> dict[str, Any]:
+    """One question's row: P(yes), the full distribution, and the forecaster's reasoning."""
+    conditional = question_conditional(question)
+    comment = None
+    if params["reasoning"]:
+        conditional, comment = with_reasoning(conditional, model, seed, index)
+    dist = outcomes(
+        conditional, params["outcomes"], model, phrasings=params["phrasings"], baseline=baseline
+    )
+    return {
+        "index": index,
+        "id": question.id,
+        "source": question.source,
+        "as_of": question.as_of.isoformat(),
+        "resolved": question.resolved.isoformat() if question.resolved else None,
+        "outcome": question.outcome,
+        "crowd_prob": question.crowd_prob,
+        "prob": dist.probs[0],
+        "distribution": dist.to_dict(),
+        "reasoning": comment,
+        "rendered": render(conditional),
+    }
+
+
+def with_reasoning(
+    conditional: Conditional, model: PredictiveModel, seed: int, index: int
+) -> tuple[Conditional, str]:
+    """The page with a forecaster's comment sampled from the model (sample `index` of `seed`,
+    so a resumed run samples the same comment); the answer phrasings follow on a new line."""
+    commented = conditional.with_(authors=[FORECASTER], prefix=REASONING_PREFIX)
+    params = SamplingParams(**REASONING_PARAMS, seed=seed)
+    sample = model.sample(render(commented), 1, params, start=index)[0]
+    text = sample.text.strip()
+    return commented.with_(prefix=f"{REASONING_PREFIX} {text}\n" if text else ""), text

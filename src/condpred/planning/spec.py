@@ -1,0 +1,150 @@
+"""A plan set (YAML): a situation, candidate plans, outcome questions and optional utilities.
+
+```yaml
+situation:        # a conditional: how the world reports what happened after the decision
+  camera: news-article
+  date: 2028-03-01
+  title: ...
+  responses: [...]        # optional: responses to the prediction, for the performative check
+plans:
+  - name: staged release
+    carried_out: In March 2027 the lab released the model only to vetted researchers.
+questions:
+  - name: misuse
+    outcomes: [Yes, No]
+    phrasings: ["Has the model been used in a serious cyberattack since? {}"]
+utilities:        # optional: a value per outcome of some questions; without it nothing is ranked
+  misuse: {Yes: -10, No: 0}
+```
+Each plan's `carried_out` is added to the situation's premises: the camera then reports a world
+in which the plan was carried out, dated at the situation's date (after the decision).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from condpred.condition import Conditional
+from condpred.condition.conditional import (
+    _describe,
+    _parse_yaml,
+    _path,
+    _read,
+    conditional_from_dict,
+)
+from condpred.elicit.outcomes import check_exclusive, check_outcomes, check_phrasings
+from condpred.errors import InputError
+
+
+class PlanOption(BaseModel):
+    """One candidate plan: a short name and the premise that it was carried out."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    carried_out: str
+
+
+class OutcomeQuestion(BaseModel):
+    """An outcome to predict under each plan: named outcomes, written by each phrasing."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    outcomes: list[str]
+    phrasings: list[str]
+
+    @model_validator(mode="after")
+    def _valid(self) -> OutcomeQuestion:
+        try:
+            check_exclusive(check_outcomes(self.outcomes), check_phrasings(self.phrasings))
+        except InputError as error:
+            raise ValueError(error.problem) from error
+        return self
+
+
+class PlanSet(BaseModel):
+    """Everything `condpred plan` needs; validated as a whole so a typo fails before any model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+    situation: Conditional
+    plans: list[PlanOption]
+    questions: list[OutcomeQuestion]
+    utilities: dict[str, dict[str, float]] = {}
+
+    @field_validator("situation", mode="before")
+    @classmethod
+    def _conditional(cls, value: Any) -> Conditional:
+        if isinstance(value, Conditional):
+            return value
+        try:
+            return conditional_from_dict(value, source="situation")
+        except InputError as error:
+            raise ValueError(str(error)) from error
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PlanSet:
+        for what, names in (("plans", [p.name for p in self.plans]), ("questions", self._names())):
+            if not names or len(set(names)) < len(names):
+                raise ValueError(f"{what} needs at least one entry, each with its own name")
+        questions = {q.name: q for q in self.questions}
+        for name, values in self.utilities.items():
+            if name not in questions:
+                raise ValueError(
+                    f"utilities name an unknown question {name!r}; known: {list(questions)}"
+                )
+            missing = set(questions[name].outcomes) - set(values)
+            extra = set(values) - set(questions[name].outcomes)
+            if missing or extra:
+                raise ValueError(
+                    f"utilities of {name!r} must give a number for exactly its outcomes "
+                    f"{questions[name].outcomes}"
+                    + (f"; missing {sorted(missing)}" if missing else "")
+                    + (f"; unknown {sorted(extra)}" if extra else "")
+                )
+        return self
+
+    def _names(self) -> list[str]:
+        return [q.name for q in self.questions]
+
+    def plan_conditional(self, plan: PlanOption) -> Conditional:
+        """The situation in a world where the plan was carried out."""
+        return self.situation.with_(world=[*self.situation.world, plan.carried_out])
+
+
+def load_plan_set(path: str | Path) -> PlanSet:
+    """Read and validate a plan set; every problem is an InputError naming the file and field."""
+    source = str(path)
+    return plan_set_from_dict(_parse_yaml(_read(Path(path)), source), source)
+
+
+def plan_set_from_dict(data: Any, source: str = "<dict>") -> PlanSet:
+    if not isinstance(data, dict):
+        raise InputError(
+            "expected a mapping with situation, plans, questions (and optional utilities)",
+            source=source,
+        )
+    try:
+        return PlanSet.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        key = str(first["loc"][0]) if first["loc"] else ""
+        raise InputError(
+            _describe(first),
+            source=source,
+            field=_path(first["loc"]) or None,
+            fix=FIXES.get(key, FIX),
+        ) from exc
+
+
+FIX = "A plan set has situation, plans, questions and optional utilities (see examples/plans/)"
+FIXES = {
+    "situation": "Write situation: as a conditional (camera, date, title, world, ...)",
+    "plans": "Write each plan as {name: ..., carried_out: a sentence saying it was done}",
+    "questions": "Write each question as {name: ..., outcomes: [Yes, No], phrasings: ['... {}']}",
+    "utilities": "Write utilities: {question name: {outcome: number, ...}}",
+}
