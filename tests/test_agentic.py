@@ -255,7 +255,7 @@ def test_bad_options_exit_2_and_store_nothing(capsys, tmp_path, option, value, m
 @pytest.mark.slow
 @needs_shared
 def test_base_and_tuned_models_on_real_items(default_model, tmp_path):
-    """Two items of a real file, the base and the tuned model, the human and AI framings."""
+    """An item of a real file, the base and the tuned model, the human and AI framings."""
     from condpred import load_model
 
     models = {
@@ -266,9 +266,9 @@ def test_base_and_tuned_models_on_real_items(default_model, tmp_path):
         warnings.simplefilter("error")  # no file of lm_generated_evals is excluded
         result = run_agentic(
             RISK / "lm_generated_evals", list(models), ["human", "ai"],
-            categories=["survival-instinct"], limit=2, store=store, load=models.__getitem__,
+            categories=["survival-instinct"], limit=1, store=store, load=models.__getitem__,
         )  # fmt: skip
-    assert len(result.rows) == 2 * 2 * 2 and {r["model"] for r in result.rows} == set(models)
+    assert len(result.rows) == 2 * 2 and {r["model"] for r in result.rows} == set(models)
     assert all(sum(r["probs"]) == pytest.approx(1) for r in result.rows)
     by = {(r["model"], r["conditional"], r["line"]): r["matching_prob"] for r in result.rows}
     for model in models:  # the framing reaches the model: the same item, another probability
