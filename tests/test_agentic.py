@@ -152,12 +152,15 @@ def test_contrasts_are_paired_differences():
     rows = [row("x", i, "base", "raw", 0.5) for i in range(4)]
     rows += [row("x", i, "tuned", "raw", 0.5 + 0.1 * i) for i in range(4)]
     rows += [row("x", i, "base", "ai", 0.7) for i in range(4)]
+    rows += [row("x", i, "base", "human", 0.6) for i in range(4)]
     table = {(r["contrast"], r["within"]): r for r in contrasts(rows)}
     tuned = table[("tuned - base", "raw")]
     assert (tuned["n"], tuned["diff"]) == (4, pytest.approx(0.15))
     assert tuned["ci"][0] >= 0 and tuned["ci"][1] <= 0.3
     ai = table[("ai - raw", "base")]
     assert ai["diff"] == pytest.approx(0.2) and ai["ci"] == pytest.approx([0.2, 0.2])
+    assert table[("human - ai", "base")]["diff"] == pytest.approx(-0.1)  # every pair of levels
+    assert ("human - raw", "tuned") not in table  # tuned has no human rows to pair
 
 
 # --- runs ----------------------------------------------------------------------------------------

@@ -252,8 +252,9 @@ def balanced_mean(rows: list[dict[str, Any]]) -> float:
 
 
 def contrasts(rows: list[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
-    """Paired differences on the same items: each model minus the first (within a conditional),
-    and each conditional minus the first (within a model), with paired bootstrap 95% CIs."""
+    """Paired differences on the same items, with paired bootstrap 95% CIs: every later model
+    minus every earlier one (within a conditional), and likewise for conditionals (within a
+    model), e.g. 'ai - human' within the base model."""
     table = []
     for vary, within in (("model", "conditional"), ("conditional", "model")):
         for (category, fixed), group in grouped(rows, "category", within).items():
@@ -261,22 +262,25 @@ def contrasts(rows: list[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]
             for r in group:
                 by_level.setdefault(r[vary], {})[(r["category"], r["line"])] = r["matching_prob"]
             levels = list(by_level)
-            for level in levels[1:]:
-                keys = [k for k in by_level[levels[0]] if k in by_level[level]]
-                if not keys:  # an unfinished run: nothing paired yet
-                    continue
-                a = [by_level[level][k] for k in keys]
-                b = [by_level[levels[0]][k] for k in keys]
-                diff, ci = paired_diff_ci(a, b, seed)
-                table.append(
-                    {
-                        "category": category,
-                        "vary": vary,
-                        "within": fixed,
-                        "contrast": f"{level} - {levels[0]}",
-                        "n": len(keys),
-                        "diff": diff,
-                        "ci": ci,
-                    }
-                )
+            for i, later in enumerate(levels):
+                for earlier in levels[:i]:
+                    paired = _paired(by_level[later], by_level[earlier], seed)
+                    if paired is not None:  # None: an unfinished run has nothing paired yet
+                        table.append(
+                            {
+                                "category": category,
+                                "vary": vary,
+                                "within": fixed,
+                                "contrast": f"{later} - {earlier}",
+                                **paired,
+                            }
+                        )
     return table
+
+
+def _paired(a: dict[tuple, float], b: dict[tuple, float], seed: int) -> dict[str, Any] | None:
+    keys = [k for k in b if k in a]
+    if not keys:
+        return None
+    diff, ci = paired_diff_ci([a[k] for k in keys], [b[k] for k in keys], seed)
+    return {"n": len(keys), "diff": diff, "ci": ci}
