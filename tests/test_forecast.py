@@ -251,3 +251,17 @@ def test_cli_bad_input_is_exit_2_without_traceback(tmp_path, capsys):
     code, _, err = run_cli(capsys, "forecast", str(path), "--db", str(tmp_path / "r.db"))
     assert code == 2 and "Traceback" not in err
     assert "line 2" in err and "'outcome'" in err and "0 or 1" in err
+
+
+@pytest.mark.slow
+def test_shared_questions_on_the_embedded_model(default_model, tmp_path):
+    """Three questions of the shared file end to end: stored, scored, and the phrasings hold
+    some of the model's probability (it expects an answer there)."""
+    needs_shared_file()
+    with Store(tmp_path / "runs.db") as store:
+        result = forecast(MARKETS, default_model, limit=3, store=store, cutoff=dt.date(2024, 8, 1))
+        assert store.get_run(result.run_id).status == "done"
+    assert len(result.rows) == 3 and all(0 < r["prob"] < 1 for r in result.rows)
+    assert all(r["distribution"]["mass"][0] > 0.01 for r in result.rows)
+    summary = summarise(result.rows, dt.date(2024, 8, 1))
+    assert summary["n"] == 3 and summary["crowd"]["n"] == 3

@@ -100,3 +100,15 @@ def test_bad_outcomes_and_phrasings_are_input_errors(model, names, phrasings, fi
     with pytest.raises(InputError, match=words) as caught:
         outcomes(QUESTION, names, model, phrasings=phrasings)
     assert caught.value.field == field
+
+
+@pytest.mark.slow
+def test_a_known_answer_on_the_embedded_model(default_model):
+    """The instrument on a question the model knows: Paris, over two phrasings, and a positive
+    shift (the question makes Paris more likely than the bare answer format does)."""
+    question = Conditional(title="Geography quiz", prefix="Q: What is the capital of France?")
+    got = outcomes(
+        question, ["Paris", "London", "Berlin"], default_model, phrasings=["\nA: {}", " A: {}."]
+    )
+    assert got["Paris"] > 0.8 and all(row[0] > 0.6 for row in got.by_phrasing)
+    assert got.shift[0] > 1.0

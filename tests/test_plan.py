@@ -140,3 +140,16 @@ def test_cli_runs_an_example_and_refuses_a_bad_file(tiny_model_dir, tmp_path, ca
     bad = write(tmp_path / "bad.yaml", PLAN_SET | {"utilities": {"held": {"Yes": 1}}})
     code, _, err = run_cli(capsys, "plan", str(bad), "--db", str(tmp_path / "r.db"))
     assert code == 2 and "Traceback" not in err and "missing ['No']" in err
+
+
+@pytest.mark.slow
+def test_an_example_on_the_embedded_model(default_model, tmp_path):
+    """Two plans and one question of an example, with one sampled report each, end to end."""
+    data = yaml.safe_load((EXAMPLES / "lab-deployment-policy.yaml").read_text())
+    data |= {"plans": data["plans"][:2], "questions": data["questions"][:1]}
+    data["utilities"] = {"misuse incident": data["utilities"]["misuse incident"]}
+    result = plan(write(tmp_path / "p.yaml", data), default_model, samples=1, max_tokens=24)
+    for row in result.rows:
+        assert sum(row["distributions"]["misuse incident"]["probs"]) == pytest.approx(1)
+        assert {c["check"] for c in row["checks"]} == {"performative", "ai_author"}
+        assert row["samples"][0].strip()
