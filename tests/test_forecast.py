@@ -265,3 +265,10 @@ def test_shared_questions_on_the_embedded_model(default_model, tmp_path):
     assert all(r["distribution"]["mass"][0] > 0.01 for r in result.rows)
     summary = summarise(result.rows, dt.date(2024, 8, 1))
     assert summary["n"] == 3 and summary["crowd"]["n"] == 3
+
+
+def test_cli_resume_takes_no_new_questions(tmp_path, capsys):
+    code, _, err = run_cli(
+        capsys, "forecast", "q.jsonl", "--resume", "x", "--db", str(tmp_path / "r")
+    )
+    assert code == 2 and "its own questions" in err

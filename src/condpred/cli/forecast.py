@@ -54,6 +54,12 @@ def forecast_cmd(
 ) -> None:
     """Forecast each question as a forecasting-site page dated at its as-of date; report Brier,
     log score, skill against the base rate and the crowd, ECE, with bootstrap 95% CIs."""
+    if resume_id and (questions or limit or reasoning or cutoff):
+        raise InputError(
+            "--resume continues a run with its own questions and options",
+            field="--resume",
+            fix="Pass only --resume ID (with --db, --out or --json), or start a new run",
+        )
     with Store(db) as store:
         if resume_id:
             run = store.get_run(resume_id)

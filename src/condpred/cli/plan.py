@@ -36,6 +36,12 @@ def plan_cmd(
 ) -> None:
     """Predict each outcome question under each plan (probabilities and conditioning shift), with
     the performative and ai_author checks; ranks plans only when the file gives utilities."""
+    if resume_id and file:
+        raise InputError(
+            "--resume continues a run with its own plan set",
+            field="--resume",
+            fix="Pass either PLANS.yaml or --resume ID",
+        )
     with Store(db) as store:
         if resume_id:
             run = store.get_run(resume_id)
