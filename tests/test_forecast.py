@@ -251,6 +251,8 @@ def test_cli_bad_input_is_exit_2_without_traceback(tmp_path, capsys):
     code, _, err = run_cli(capsys, "forecast", str(path), "--db", str(tmp_path / "r.db"))
     assert code == 2 and "Traceback" not in err
     assert "line 2" in err and "'outcome'" in err and "0 or 1" in err
+    with Store(tmp_path / "r.db") as store:
+        assert store.list_runs() == []  # refused before any model loads or run starts
 
 
 @pytest.mark.slow

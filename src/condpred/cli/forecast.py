@@ -13,7 +13,13 @@ from rich.table import Table
 
 from condpred.cli.app import DbOpt, JsonOpt, ModelOpt, app, err, load_model_with_bar, out
 from condpred.errors import InputError
-from condpred.forecasting import ForecastRun, forecast, resume_forecast, summarise
+from condpred.forecasting import (
+    ForecastRun,
+    forecast,
+    load_questions,
+    resume_forecast,
+    summarise,
+)
 from condpred.model.registry import embedded_model
 from condpred.store import Store
 
@@ -70,6 +76,7 @@ def forecast_cmd(
             )
         else:
             day = _cutoff(cutoff, model)
+            load_questions(questions)  # a bad file fails before the model loads
             result = forecast(
                 questions,
                 load_model_with_bar(model),
