@@ -39,13 +39,20 @@ UTILITY_NOTE = (
 
 def outcomes_block(rows: list[dict[str, Any]], questions: list[str]) -> Block:
     def cell(dist: dict[str, Any]) -> str:
-        pairs = zip(dist["outcomes"], dist["probs"], dist["shift"], strict=True)
-        return "\n".join(f"{o}: {p:.2f} (shift {s:+.2f})" for o, p, s in pairs)
+        lines = []
+        for i, outcome in enumerate(dist["outcomes"]):
+            by_phrasing = [row[i] for row in dist["by_phrasing"]]
+            lines.append(
+                f"{outcome}: {dist['probs'][i]:.2f} (shift {dist['shift'][i]:+.2f}; "
+                f"phrasings {min(by_phrasing):.2f}-{max(by_phrasing):.2f})"
+            )
+        return "\n".join(lines)
 
     cells = [(row["plan"], *(cell(row["distributions"][q]) for q in questions)) for row in rows]
     note = (
-        "Probability of each outcome, averaged over answer phrasings; the shift is log P(outcome "
-        "| plan's conditional) - log P(outcome | camera alone), in nats."
+        "Probability of each outcome, averaged over answer phrasings (their lowest and highest "
+        "beside it); the shift is log P(outcome | plan's conditional) - log P(outcome | camera "
+        "alone), in nats."
     )
     return Block("Outcomes by plan", table(("plan", *questions), cells), note=note)
 
