@@ -69,6 +69,7 @@ def forecast_cmd(
     with Store(db) as store:
         if resume_id:
             run = store.get_run(resume_id)
+            seed = run.seed or 0
             result = resume_forecast(run.id, store, load_model_with_bar(run.model_spec))
         elif questions is None:
             raise InputError(
