@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from condpred import Conditional, InputError, render
-from condpred.elicit.outcomes import Distribution, camera_alone, outcomes
+from condpred.elicit.outcomes import camera_alone, outcomes
 from condpred.model.hf import HFModel
 
 NAMES = ["Yes", "No", "Maybe"]
@@ -72,11 +72,11 @@ def test_shift_is_the_mean_log_ratio_and_zero_for_the_camera_alone(model):
     assert outcomes(bare, NAMES, model, phrasings=PHRASINGS).shift == pytest.approx((0, 0, 0))
 
 
-def test_reused_baseline_and_round_trip(model):
+def test_reused_baseline_and_the_stored_form(model):
     first = outcomes(QUESTION, NAMES, model, phrasings=PHRASINGS)
     again = outcomes(QUESTION, NAMES, model, phrasings=PHRASINGS, baseline=first.baseline)
     assert again == first
-    assert Distribution.from_dict(first.to_dict()) == first
+    assert first.to_dict()["shift"] == list(first.shift)
     assert outcomes(QUESTION, NAMES, model, phrasings=PHRASINGS, shift=False).shift == ()
     assert all(0 < m <= 1 for m in first.mass)
     assert first.spread == tuple(

@@ -76,13 +76,6 @@ class Distribution:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self) | {"shift": list(self.shift), "mass": list(self.mass)}
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Distribution:
-        """The inverse of `to_dict` (as read back from JSON)."""
-        nested = ("by_phrasing", "logprobs", "baseline")
-        fields = {k: tuple(data[k]) for k in ("outcomes", "probs", "phrasings")}
-        return cls(**fields, **{k: tuple(tuple(row) for row in data[k]) for k in nested})
-
 
 def outcomes(
     conditional: Conditional,
