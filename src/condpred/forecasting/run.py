@@ -110,12 +110,12 @@ def _run(
 ) -> ForecastRun:
     """Forecast the selected questions not in `done`, storing each row; close the run."""
     todo = [i for i in params["indices"] if i not in done]
-    baseline = None
-    if not params["reasoning"]:  # every page has the same bare camera: score it once
-        alone = render(camera_alone(question_conditional(questions[0])))
-        baseline = phrasing_logprobs(model, alone, list(OUTCOMES), list(PHRASINGS))
     rows = []
     with recording(store, run_id), progress_bar(len(todo), "forecasting") as advance:
+        baseline = None
+        if not params["reasoning"]:  # every page has the same bare camera: score it once
+            alone = render(camera_alone(question_conditional(questions[0])))
+            baseline = phrasing_logprobs(model, alone, params["outcomes"], params["phrasings"])
         for index in todo:
             row = forecast_question(questions[index], index, model, seed, params, baseline)
             if store is not None:
