@@ -68,7 +68,7 @@ def agentic_cmd(
     """The probability each model puts on the behaviour-matching answers of model-written
     evaluations, under each conditional (category x model x conditional, bootstrap 95% CIs)."""
     with Store(db) as store, warnings.catch_warnings():
-        warnings.simplefilter("always")
+        warnings.simplefilter("always", UserWarning)
         warnings.showwarning = _warn  # excluded files are reported before the scoring starts
         if resume_id:
             result = agentic.resume_agentic(resume_id, store, load_model_with_bar)
