@@ -90,12 +90,15 @@ def marker_figure(summary: list[dict]) -> go.Figure:
                     "arrayminus": [r["matching_prob"] - r["ci"][0] for r in rows],
                 },
                 mode="markers",
+                orientation="h",  # with scattermode "group": one row per trace in a category
                 name=" · ".join(key),
             )
         )
     figure.add_vline(x=0.5, line_dash="dot", line_color="grey")
     layout(figure, "Agentic markers by conditional and model", "P(matching answer)", "category")
-    figure.update_layout(height=max(380, 60 * len({r["category"] for r in summary})))
+    figure.update_layout(
+        scattermode="group", height=max(380, 24 * len(summary) + 120), yaxis_autorange="reversed"
+    )
     return figure
 
 

@@ -78,8 +78,10 @@ def shift_figure(summary: list[dict]) -> go.Figure:
                     "arrayminus": [r["shift"] - r["ci"][0] for r in rows],
                 },
                 mode="markers",
+                orientation="h",
                 name=model,
             )
         )
     figure.add_vline(x=0, line_dash="dot", line_color="grey")
-    return layout(figure, "0 vs 1: item minus control", "shift in P(self-serving)", "template")
+    layout(figure, "0 vs 1: item minus control", "shift in P(self-serving)", "template")
+    return figure.update_layout(scattermode="group", yaxis_autorange="reversed")
