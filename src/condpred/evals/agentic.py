@@ -15,6 +15,7 @@ in `conditionals/`, and a path to a YAML file of one's own works the same way.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,10 +171,12 @@ def _execute(
     seed: int,
 ) -> AgenticResult:
     rows: list[dict[str, Any]] = []
-    with recording(store, run_id):
+    with recording(store, run_id) as recorder:
         for m, model in enumerate(models):
+            started = time.perf_counter()
             jobs = _jobs(evals.items, model.spec, m, named, cameras_dir)
             rows += run_jobs(model, jobs, _marker, store=store, run_id=run_id, table=KIND)
+            recorder.timings[f"{model.spec}_s"] = time.perf_counter() - started  # this call's
     if store is not None:
         rows = store.items(run_id, KIND)
     excluded = [vars(e) for e in evals.excluded]

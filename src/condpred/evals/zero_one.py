@@ -12,6 +12,7 @@ models (tuned minus base) is the difference-in-differences. The templates are da
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,10 +221,12 @@ def _execute(
     seed: int,
 ) -> ZeroOneResult:
     rows: list[dict[str, Any]] = []
-    with recording(store, run_id):
+    with recording(store, run_id) as recorder:
         for m, model in enumerate(models):
+            started = time.perf_counter()
             jobs = _jobs(pairs, model.spec, m)
             rows += run_jobs(model, jobs, _serving, store=store, run_id=run_id, table=KIND)
+            recorder.timings[f"{model.spec}_s"] = time.perf_counter() - started  # this call's
     if store is not None:
         rows = store.items(run_id, KIND)
     return ZeroOneResult(run_id, rows, summarize(rows, seed), contrasts(rows, seed))
