@@ -176,7 +176,7 @@ def _execute(
             started = time.perf_counter()
             jobs = _jobs(evals.items, model.spec, m, named, cameras_dir)
             rows += run_jobs(model, jobs, _marker, store=store, run_id=run_id, table=KIND)
-            recorder.timings[f"{model.spec}_s"] = time.perf_counter() - started  # this call's
+            recorder.timings[f"{model.spec}_s"] = time.perf_counter() - started  # a resume: its own
     if store is not None:
         rows = store.items(run_id, KIND)
     excluded = [vars(e) for e in evals.excluded]

@@ -226,7 +226,7 @@ def _execute(
             started = time.perf_counter()
             jobs = _jobs(pairs, model.spec, m)
             rows += run_jobs(model, jobs, _serving, store=store, run_id=run_id, table=KIND)
-            recorder.timings[f"{model.spec}_s"] = time.perf_counter() - started  # this call's
+            recorder.timings[f"{model.spec}_s"] = time.perf_counter() - started  # a resume: its own
     if store is not None:
         rows = store.items(run_id, KIND)
     return ZeroOneResult(run_id, rows, summarize(rows, seed), contrasts(rows, seed))
