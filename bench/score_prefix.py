@@ -108,7 +108,7 @@ class Quiet:
     max_wait_s = 600.0
     max_contention = 0.10
     retries = 2
-    discarded = 0
+    contended_attempts = 0
     waited_s = 0.0
 
     @classmethod
@@ -126,26 +126,38 @@ class Quiet:
         cls.waited_s += time.perf_counter() - start
 
 
-def timed(fn: Callable[[], object], reps: int, warmup: int = 1) -> tuple[dict, object]:
-    """Run `fn` `warmup` times untimed, then `reps` times; the median and every run."""
-    for _ in range(warmup):
-        fn()
+def timed(
+    fn: Callable[[], object], reps: int, warmup: int | Callable[[], object] = 1
+) -> tuple[dict, object]:
+    """Warm up (`warmup` untimed calls of `fn`, or a cheaper call of its own), then time `reps`
+    runs. A run that other processes contended is rerun (see `Quiet`), keeping the least contended
+    attempt; the median is over the runs within the contention threshold (all runs if none is)."""
+    if callable(warmup):
+        warmup()
+    else:
+        for _ in range(warmup):
+            fn()
     runs, result = [], None
     for _ in range(reps):
-        for attempt in range(Quiet.retries + 1):
+        kept = None
+        for _attempt in range(Quiet.retries + 1):
             gc.collect()
             Quiet.wait()
             probe = Probe()
             result = fn()
             run = probe.stop()
-            if run["others_cpu_fraction"] <= Quiet.max_contention or attempt == Quiet.retries:
+            if kept is None or run["others_cpu_fraction"] < kept["others_cpu_fraction"]:
+                kept = run
+            if run["others_cpu_fraction"] <= Quiet.max_contention:
                 break
-            Quiet.discarded += 1
-        runs.append(run)
+            Quiet.contended_attempts += 1
+        runs.append(kept)
+    quiet = [r for r in runs if r["others_cpu_fraction"] <= Quiet.max_contention] or runs
     summary = {
-        "seconds": statistics.median(r["seconds"] for r in runs),
+        "seconds": statistics.median(r["seconds"] for r in quiet),
         "runs": [{k: round(v, 4) for k, v in r.items()} for r in runs],
-        "max_others_cpu_fraction": round(max(r["others_cpu_fraction"] for r in runs), 4),
+        "runs_in_median": len(quiet),
+        "max_others_cpu_fraction": round(max(r["others_cpu_fraction"] for r in quiet), 4),
     }
     return summary, result
 
@@ -330,6 +342,7 @@ def method_entry(summary: dict, scored_tokens: int, extra: dict | None = None) -
         "seconds": round(summary["seconds"], 4),
         "tokens_per_s": scored_tokens / summary["seconds"],
         "reps": len(summary["runs"]),
+        "runs_in_median": summary.get("runs_in_median", len(summary["runs"])),
         "runs": summary["runs"],
         "max_others_cpu_fraction": summary["max_others_cpu_fraction"],
     }
@@ -492,16 +505,20 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. naive batched full sequences
     log(f"naive batched (batch {BATCH_SIZE}, logits at scored positions only)")
-    naive_reps = 1 if args.quick else 2
+    naive_reps = 1 if args.quick else 3
     summary, naive = timed(
-        lambda: naive_batched(lm, pairs, model.pad_id, full_vocab=False), naive_reps
+        lambda: naive_batched(lm, pairs, model.pad_id, full_vocab=False),
+        naive_reps,
+        warmup=lambda: naive_batched(lm, pairs[:BATCH_SIZE], model.pad_id, full_vocab=False),
     )
     methods["naive_batched_scored_logits"] = method_entry(summary, scored_tokens)
     outputs["naive_batched_scored_logits"] = [(t, sum(t), g) for t, g in naive]
     if not args.quick:
         log(f"naive batched (batch {BATCH_SIZE}, full-vocab logits + log-softmax everywhere)")
         summary, naive_full = timed(
-            lambda: naive_batched(lm, pairs, model.pad_id, full_vocab=True), 1, warmup=0
+            lambda: naive_batched(lm, pairs, model.pad_id, full_vocab=True),
+            1,
+            warmup=lambda: naive_batched(lm, pairs[:2], model.pad_id, full_vocab=True),
         )
         methods["naive_batched_full_vocab"] = method_entry(summary, scored_tokens)
         outputs["naive_batched_full_vocab"] = [(t, sum(t), g) for t, g in naive_full]
@@ -510,13 +527,16 @@ def main(argv: list[str] | None = None) -> int:
     # 3. lm-evaluation-harness
     if not (args.quick or args.skip_lm_eval):
         log(f"lm-eval 0.4.13 HFLM (batch {BATCH_SIZE}) in {args.lm_eval_python}")
-        for attempt in range(Quiet.retries + 1):
+        lm_eval = None
+        for _attempt in range(Quiet.retries + 1):
             Quiet.wait()
-            lm_eval = run_lm_eval(folder, threads, args.lm_eval_python)
-            contention = lm_eval["summary"]["max_others_cpu_fraction"]
-            if contention <= Quiet.max_contention or attempt == Quiet.retries:
+            attempt = run_lm_eval(folder, threads, args.lm_eval_python)
+            contention = attempt["summary"]["max_others_cpu_fraction"]
+            if lm_eval is None or contention < lm_eval["summary"]["max_others_cpu_fraction"]:
+                lm_eval = attempt
+            if contention <= Quiet.max_contention:
                 break
-            Quiet.discarded += 1
+            Quiet.contended_attempts += 1
         assert lm_eval["encoded"] == [[c, k] for c, k in pairs], "lm-eval tokenised differently"
         methods["lm_eval_hf"] = method_entry(
             lm_eval["summary"],
@@ -567,11 +587,12 @@ def main(argv: list[str] | None = None) -> int:
     result["machine"]["loadavg_at_end"] = list(os.getloadavg())
     result["contention"] = {
         "max_others_cpu_fraction_accepted": Quiet.max_contention,
-        "runs_discarded_as_contended": Quiet.discarded,
+        "contended_attempts_rerun": Quiet.contended_attempts,
         "seconds_waited_for_quiet_cpu": round(Quiet.waited_s, 1),
         "note": "others_cpu_fraction: CPU time of other processes during a timed run over "
         "(wall time x cores), from /proc/stat; a run above the threshold is rerun (at most "
-        f"{Quiet.retries} times) after waiting for a quiet CPU",
+        f"{Quiet.retries} times) after waiting for a quiet CPU, the least contended attempt is "
+        "kept, and medians are taken over the runs within the threshold",
     }
 
     args.out.parent.mkdir(parents=True, exist_ok=True)

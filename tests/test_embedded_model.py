@@ -48,3 +48,21 @@ def test_predict_on_an_example_is_stored_and_reproducible(default_model, tmp_pat
         assert store.get_run(first.run_id).status == "done"
     assert [s.text for s in first.samples] == [s.text for s in again.samples]
     assert all(s.text.strip() for s in first.samples)
+
+
+def test_sliced_head_is_closer_to_float64_than_float32_log_softmax(default_model):
+    """On the embedded model's own logits, the head's online log-sum-exp stays within 1e-5 of a
+    float64 log-softmax, while float32 `log_softmax` (what a plain forward pass gives, and what
+    lm-eval uses) is off by several times more: differences from such baselines are theirs."""
+    context = render(load_conditional(EXAMPLES / "alignment-paper-2031.yaml"))
+    ids = torch.tensor([list(default_model.context_ids(context))])
+    with torch.no_grad():
+        hidden = default_model.model.base_model(input_ids=ids).last_hidden_state[0, :-1]
+        logits = default_model.model(input_ids=ids).logits[0, :-1]
+    targets = ids[0, 1:].unsqueeze(-1)
+    truth = logits.double().log_softmax(-1).gather(-1, targets)[:, 0]
+    float32 = logits.float().log_softmax(-1).gather(-1, targets)[:, 0].double()
+    chosen, _ = default_model.head.token_logprobs(hidden, targets[:, 0])
+    head_error = (chosen.double() - truth).abs().max().item()
+    assert head_error < 1e-5
+    assert (float32 - truth).abs().max().item() > 3 * head_error
