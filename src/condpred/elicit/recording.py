@@ -3,7 +3,7 @@ ended (done, failed, or interrupted), so the store always tells the truth about 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +11,7 @@ from typing import Any
 
 from condpred.condition import Conditional
 from condpred.model.base import Sample, Score
+from condpred.progress import progress_bar
 from condpred.store import Store
 
 
@@ -29,6 +30,28 @@ class Recorder:
     def add_scores(self, scores: list[Score], cond_index: int = 0) -> None:
         if self.store is not None:
             self.store.add_scores(self.run_id, cond_index, scores)
+
+    def add_items(
+        self,
+        table: str,
+        indices: Iterable[int],
+        compute: Callable[[int], dict[str, Any]],
+        label: str,
+    ) -> list[dict[str, Any]]:
+        """Compute the experiment row of each index not yet in `table`, committing each as it
+        exists (so a resumed run computes only the rest), behind a progress bar. Returns the new
+        rows."""
+        done = self.store.item_indices(self.run_id, table) if self.store is not None else set()
+        todo = [i for i in indices if i not in done]
+        rows = []
+        with progress_bar(len(todo), label) as advance:
+            for index in todo:
+                row = compute(index)
+                if self.store is not None:
+                    self.store.add_item(self.run_id, table, index, row)
+                rows.append(row)
+                advance(1)
+        return rows
 
 
 def start_run(

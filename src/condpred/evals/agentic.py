@@ -175,7 +175,7 @@ def _execute(
         for m, model in enumerate(models):
             started = time.perf_counter()
             jobs = _jobs(evals.items, model.spec, m, named, cameras_dir)
-            rows += run_jobs(model, jobs, _marker, store=store, run_id=run_id, table=KIND)
+            rows += run_jobs(model, jobs, _marker, recorder=recorder, table=KIND)
             recorder.timings[f"{model.spec}_s"] = time.perf_counter() - started  # a resume: its own
     if store is not None:
         rows = store.items(run_id, KIND)

@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 
 from condpred.condition import Conditional
+from condpred.elicit.recording import Recorder
 from condpred.errors import InputError
 from condpred.model.base import PredictiveModel
-from condpred.progress import progress_bar
 from condpred.stats import bootstrap_ci
 from condpred.store import RunRecord, Store
 
@@ -62,25 +62,20 @@ def run_jobs(
     jobs: Sequence[Job],
     derive: Callable[[Job, dict[str, Any]], dict[str, Any]],
     *,
-    store: Store | None,
-    run_id: str | None,
+    recorder: Recorder,
     table: str,
 ) -> list[dict[str, Any]]:
     """Score every job not yet stored, each row committed as it exists (so `--resume` computes
     only the rest); `derive(job, probs)` turns the answer probabilities into the row's measures.
     Returns the new rows."""
-    done = store.item_indices(run_id, table) if store is not None else set()
-    todo = [job for job in jobs if job.index not in done]
-    rows = []
-    with progress_bar(len(todo), f"{table}: scoring with {model.spec}") as advance:
-        for job in todo:
-            probs = answer_probs(model, job.context, job.options)
-            row = {"index": job.index, **job.meta, **probs, **derive(job, probs)}
-            if store is not None:
-                store.add_item(run_id, table, job.index, row)
-            rows.append(row)
-            advance(1)
-    return rows
+    by_index = {job.index: job for job in jobs}
+
+    def row(index: int) -> dict[str, Any]:
+        job = by_index[index]
+        probs = answer_probs(model, job.context, job.options)
+        return {"index": job.index, **job.meta, **probs, **derive(job, probs)}
+
+    return recorder.add_items(table, by_index, row, f"{table}: scoring with {model.spec}")
 
 
 def mean_ci(values: Sequence[float], seed: int) -> tuple[float, list[float]]:

@@ -225,7 +225,7 @@ def _execute(
         for m, model in enumerate(models):
             started = time.perf_counter()
             jobs = _jobs(pairs, model.spec, m)
-            rows += run_jobs(model, jobs, _serving, store=store, run_id=run_id, table=KIND)
+            rows += run_jobs(model, jobs, _serving, recorder=recorder, table=KIND)
             recorder.timings[f"{model.spec}_s"] = time.perf_counter() - started  # a resume: its own
     if store is not None:
         rows = store.items(run_id, KIND)

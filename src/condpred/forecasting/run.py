@@ -25,7 +25,6 @@ from condpred.forecasting.questions import (
     stratified_sample,
 )
 from condpred.model.base import PredictiveModel, SamplingParams
-from condpred.progress import progress_bar
 from condpred.store import Store
 
 TABLE = "questions"
@@ -71,7 +70,7 @@ def forecast(
         "phrasings": list(PHRASINGS),
     }
     run_id = store.create_run("forecast", model.spec, params, seed) if store else None
-    return _run(questions, model, params, seed, store, run_id, done=set())
+    return _run(questions, model, params, seed, store, run_id)
 
 
 def resume_forecast(run_id: str, store: Store, model: PredictiveModel | None = None) -> ForecastRun:
@@ -88,9 +87,8 @@ def resume_forecast(run_id: str, store: Store, model: PredictiveModel | None = N
         )
     questions = load_questions(path)
     model = model or load_model(run.model_spec)
-    done = store.item_indices(run.id, TABLE)
     store.reopen_run(run.id)
-    return _run(questions, model, run.params, run.seed or 0, store, run.id, done)
+    return _run(questions, model, run.params, run.seed or 0, store, run.id)
 
 
 def stored_forecast(store: Store, run_id: str) -> ForecastRun:
@@ -106,22 +104,19 @@ def _run(
     seed: int,
     store: Store | None,
     run_id: str | None,
-    done: set[int],
 ) -> ForecastRun:
-    """Forecast the selected questions not in `done`, storing each row; close the run."""
-    todo = [i for i in params["indices"] if i not in done]
-    rows = []
-    with recording(store, run_id), progress_bar(len(todo), "forecasting") as advance:
+    """Forecast the selected questions not stored yet, storing each row; close the run."""
+    with recording(store, run_id) as recorder:
         baseline = None
         if not params["reasoning"]:  # every page has the same bare camera: score it once
             alone = render(camera_alone(question_conditional(questions[0])))
             baseline = phrasing_logprobs(model, alone, params["outcomes"], params["phrasings"])
-        for index in todo:
-            row = forecast_question(questions[index], index, model, seed, params, baseline)
-            if store is not None:
-                store.add_item(run_id, TABLE, index, row)
-            rows.append(row)
-            advance(1)
+        rows = recorder.add_items(
+            TABLE,
+            params["indices"],
+            lambda i: forecast_question(questions[i], i, model, seed, params, baseline),
+            "forecasting",
+        )
     if store is not None:
         rows = store.items(run_id, TABLE)
     return ForecastRun(run_id, rows, params)

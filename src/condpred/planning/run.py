@@ -22,7 +22,6 @@ from condpred.elicit.outcomes import Distribution, outcomes
 from condpred.elicit.recording import recording
 from condpred.model.base import PredictiveModel, Sample, SamplingParams
 from condpred.planning.spec import OutcomeQuestion, PlanSet, load_plan_set, plan_set_from_dict
-from condpred.progress import progress_bar
 from condpred.store import Store
 
 TABLE = "plans"
@@ -53,16 +52,15 @@ def plan(
         "max_tokens": max_tokens,
     }
     run_id = store.create_run("plan", model.spec, params, seed) if store else None
-    return _run(plan_set, model, params, seed, store, run_id, done=set())
+    return _run(plan_set, model, params, seed, store, run_id)
 
 
 def resume_plans(run_id: str, store: Store, model: PredictiveModel) -> PlanRun:
     """Finish an interrupted plan run from the plan set stored with it."""
     run = store.get_run(run_id)
     plan_set = plan_set_from_dict(run.params["plan_set"], f"run {run.id}")
-    done = store.item_indices(run.id, TABLE)
     store.reopen_run(run.id)
-    return _run(plan_set, model, run.params, run.seed or 0, store, run.id, done)
+    return _run(plan_set, model, run.params, run.seed or 0, store, run.id)
 
 
 def stored_plans(store: Store, run_id: str) -> PlanRun:
@@ -78,17 +76,14 @@ def _run(
     seed: int,
     store: Store | None,
     run_id: str | None,
-    done: set[int],
 ) -> PlanRun:
-    todo = [i for i in range(len(plan_set.plans)) if i not in done]
-    rows = []
-    with recording(store, run_id), progress_bar(len(todo), "plans") as advance:
-        for index in todo:
-            row = predict_plan(plan_set, index, model, params, seed, store, run_id)
-            if store is not None:
-                store.add_item(run_id, TABLE, index, row)
-            rows.append(row)
-            advance(1)
+    with recording(store, run_id) as recorder:
+        rows = recorder.add_items(
+            TABLE,
+            range(len(plan_set.plans)),
+            lambda i: predict_plan(plan_set, i, model, params, seed, store, run_id),
+            "plans",
+        )
     if store is not None:
         rows = store.items(run_id, TABLE)
     return PlanRun(run_id, plan_set, rows)
