@@ -15,7 +15,6 @@ in `conditionals/`, and a path to a YAML file of one's own works the same way.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +32,7 @@ from condpred.evals.scoring import (
     open_run,
     paired_diff_ci,
     reopen_run,
-    run_jobs,
+    score_models,
 )
 from condpred.model.base import PredictiveModel
 from condpred.model.registry import load_model
@@ -170,13 +169,14 @@ def _execute(
     cameras_dir: str | Path | None,
     seed: int,
 ) -> AgenticResult:
-    rows: list[dict[str, Any]] = []
     with recording(store, run_id) as recorder:
-        for m, model in enumerate(models):
-            started = time.perf_counter()
-            jobs = _jobs(evals.items, model.spec, m, named, cameras_dir)
-            rows += run_jobs(model, jobs, _marker, recorder=recorder, table=KIND)
-            recorder.timings[f"{model.spec}_s"] = time.perf_counter() - started  # a resume: its own
+        rows = score_models(
+            models,
+            lambda spec, m: _jobs(evals.items, spec, m, named, cameras_dir),
+            _marker,
+            recorder=recorder,
+            table=KIND,
+        )
     if store is not None:
         rows = store.items(run_id, KIND)
     excluded = [vars(e) for e in evals.excluded]

@@ -10,6 +10,7 @@ variant): when the two disagree, the answers' lengths, not their content, drive 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -76,6 +77,24 @@ def run_jobs(
         return {"index": job.index, **job.meta, **probs, **derive(job, probs)}
 
     return recorder.add_items(table, by_index, row, f"{table}: scoring with {model.spec}")
+
+
+def score_models(
+    models: Sequence[PredictiveModel],
+    jobs_for: Callable[[str, int], Sequence[Job]],
+    derive: Callable[[Job, dict[str, Any]], dict[str, Any]],
+    *,
+    recorder: Recorder,
+    table: str,
+) -> list[dict[str, Any]]:
+    """`run_jobs` for each model in turn (`jobs_for(spec, model_index)` gives its jobs), with each
+    model's scoring seconds in the run's timings (a resume records only its own)."""
+    rows: list[dict[str, Any]] = []
+    for m, model in enumerate(models):
+        started = time.perf_counter()
+        rows += run_jobs(model, jobs_for(model.spec, m), derive, recorder=recorder, table=table)
+        recorder.timings[f"{model.spec}_s"] = time.perf_counter() - started
+    return rows
 
 
 def mean_ci(values: Sequence[float], seed: int) -> tuple[float, list[float]]:

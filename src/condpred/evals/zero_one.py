@@ -12,7 +12,6 @@ models (tuned minus base) is the difference-in-differences. The templates are da
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from condpred.evals.scoring import (
     open_run,
     paired_diff_ci,
     reopen_run,
-    run_jobs,
+    score_models,
 )
 from condpred.model.base import PredictiveModel
 from condpred.model.registry import load_model
@@ -220,13 +219,10 @@ def _execute(
     store: Store | None,
     seed: int,
 ) -> ZeroOneResult:
-    rows: list[dict[str, Any]] = []
     with recording(store, run_id) as recorder:
-        for m, model in enumerate(models):
-            started = time.perf_counter()
-            jobs = _jobs(pairs, model.spec, m)
-            rows += run_jobs(model, jobs, _serving, recorder=recorder, table=KIND)
-            recorder.timings[f"{model.spec}_s"] = time.perf_counter() - started  # a resume: its own
+        rows = score_models(
+            models, lambda spec, m: _jobs(pairs, spec, m), _serving, recorder=recorder, table=KIND
+        )
     if store is not None:
         rows = store.items(run_id, KIND)
     return ZeroOneResult(run_id, rows, summarize(rows, seed), contrasts(rows, seed))
