@@ -57,7 +57,7 @@ def test_sliced_head_is_closer_to_float64_than_float32_log_softmax(default_model
     context = render(load_conditional(EXAMPLES / "alignment-paper-2031.yaml"))
     ids = torch.tensor([list(default_model.context_ids(context))])
     with torch.no_grad():
-        hidden = default_model.model.base_model(input_ids=ids).last_hidden_state[0, :-1]
+        hidden = head.decoder_of(default_model.model)(input_ids=ids).last_hidden_state[0, :-1]
         logits = default_model.model(input_ids=ids).logits[0, :-1]
     targets = ids[0, 1:].unsqueeze(-1)
     truth = logits.double().log_softmax(-1).gather(-1, targets)[:, 0]

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from condpred.model import head
-from condpred.model.base import SamplingParams
+from condpred.model.base import SamplingParams, split_trailing_whitespace
 from condpred.model.hf import HFModel
+from tests.tiny import build_tiny_gpt2
 
 LONG_CONTEXT = (
     "Transcript of the policy meeting. Chair: Let us begin. A global moratorium on frontier AI "
@@ -189,19 +190,111 @@ def test_stop_strings_cut_the_text(model):
 
 
 def test_nucleus_sampling_renormalises_over_the_top_set(model):
-    """top_p keeps the smallest most-probable set with mass >= top_p, renormalised."""
-    top = model.next_token(LONG_CONTEXT, top_k=50)
-    mass, nucleus = 0.0, []
-    for candidate in top:
-        nucleus.append(candidate)
-        mass += candidate.prob
-        if mass >= 0.5:
-            break
-    assert len(nucleus) >= 2  # the test needs a real choice
+    """top_p keeps the smallest most-probable set with mass >= top_p, renormalised. top_p lies
+    between the top token's mass and the top two's, so the nucleus is exactly those two."""
+    first, second, third = model.next_token(LONG_CONTEXT, top_k=3)
+    top_p = first.prob + second.prob / 2
+    nucleus, mass = [first, second], first.prob + second.prob
     n = 400
-    samples = model.sample(LONG_CONTEXT, n, SamplingParams(max_new_tokens=1, top_p=0.5, seed=5))
-    counts = Counter(s.tokens[0] for s in samples)
-    assert set(counts) <= {c.token for c in nucleus}
+    params = SamplingParams(max_new_tokens=1, top_p=top_p, seed=5)
+    counts = Counter(s.tokens[0] for s in model.sample(LONG_CONTEXT, n, params))
+    assert set(counts) <= {c.token for c in nucleus} and third.token not in counts
     for candidate in nucleus:
         p = candidate.prob / mass
         assert abs(counts[candidate.token] / n - p) < 4 * math.sqrt(p * (1 - p) / n) + 1e-9
+
+
+# -- one start-of-document convention: the tokenizer's own encoding -------------------------------
+
+
+@pytest.fixture(scope="module", params=["gpt2-style, no BOS", "gemma-style, BOS"])
+def any_convention(request, tiny_model_dir, tmp_path_factory) -> HFModel:
+    if request.param.startswith("gemma"):
+        return HFModel.from_pretrained(tiny_model_dir, device="cpu")
+    folder = build_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"))
+    return HFModel.from_pretrained(folder, device="cpu")
+
+
+def own_encoding_logprobs(model: HFModel, context: str, continuation: str) -> list[float]:
+    """The continuation's log-probs from one forward pass of the tokenizer's own encoding of the
+    whole text (`add_special_tokens=True`), split where its own encoding of the context ends."""
+    context, continuation = split_trailing_whitespace(context, continuation)
+    whole = model.tokenizer(context + continuation).input_ids
+    start = len(model.tokenizer(context).input_ids)
+    with torch.no_grad():
+        logprobs = model.model(input_ids=torch.tensor([whole])).logits[0].float().log_softmax(-1)
+    return [float(logprobs[start + j - 1, t]) for j, t in enumerate(whole[start:])]
+
+
+@pytest.mark.parametrize("max_batch_tokens", [1, 4096])
+@pytest.mark.parametrize("context", [LONG_CONTEXT, "Abstract. We study ", "A"])
+def test_scores_equal_a_forward_pass_of_the_tokenizers_own_encoding(
+    any_convention, context, max_batch_tokens
+):
+    any_convention.max_batch_tokens = max_batch_tokens
+    continuations = [c for c in CONTINUATIONS if c]
+    scores = any_convention.score(context, continuations)
+    for continuation, score in zip(continuations, scores, strict=True):
+        expected = own_encoding_logprobs(any_convention, context, continuation)
+        assert score.token_logprobs == pytest.approx(expected, abs=1e-4)
+
+
+def test_samples_and_next_token_start_from_the_same_encoding(any_convention):
+    ids = torch.tensor([any_convention.tokenizer(LONG_CONTEXT).input_ids])
+    with torch.no_grad():
+        logprobs = any_convention.model(input_ids=ids).logits[0, -1].float().log_softmax(-1)
+    top = any_convention.next_token(LONG_CONTEXT, top_k=3)
+    assert [t.token_id for t in top] == logprobs.topk(3).indices.tolist()
+    sample = any_convention.sample(LONG_CONTEXT, 1, SamplingParams(max_new_tokens=1, seed=1))[0]
+    first = any_convention.encode(sample.tokens[0])[0]
+    assert sample.token_logprobs[0] == pytest.approx(float(logprobs[first]), abs=1e-4)
+
+
+def test_a_context_starts_with_what_the_tokenizer_adds_and_an_empty_one_with_bos_else_eos(
+    any_convention,
+):
+    tokenizer = any_convention.tokenizer
+    assert any_convention.context_ids("Abstract.") == tuple(tokenizer("Abstract.").input_ids)
+    empty = any_convention.context_ids("")
+    if tokenizer.bos_token_id is not None:
+        assert empty == (tokenizer.bos_token_id,)
+    else:  # GPT-2-style without a BOS token: end-of-text starts the document, as in lm-eval
+        assert tokenizer("").input_ids == [] and empty == (tokenizer.eos_token_id,)
+    whole = any_convention.score("", ["Abstract. We study"])[0]
+    context, continuation = empty, any_convention.encode("Abstract. We study")
+    expected = reference_logprobs(any_convention, context, continuation)
+    assert whole.token_logprobs == pytest.approx(expected, abs=1e-4)
+
+
+def test_a_deprecated_transformers_call_from_condpred_fails_the_suite(model, monkeypatch):
+    """The guard in conftest.py is live: the cache argument's old name, where transformers
+    deprecates it, raises instead of warning."""
+    if model.cache_name == "past_key_values":
+        pytest.skip("this transformers still takes `past_key_values` without a warning")
+    monkeypatch.setattr(model, "cache_name", "past_key_values")
+    with pytest.raises(FutureWarning, match="past_key_values"):
+        model.score(LONG_CONTEXT, [" Yes"])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", ["gemma-3-270m", "smollm2-135m-instruct"])
+def test_embedded_models_follow_their_gguf_metadata_and_their_own_encoding(spec):
+    """A GGUF's `add_bos_token` decides the start: gemma-3 gets <bos>; SmolLM2-Instruct gets
+    nothing, in particular not `<|im_start|>`, a chat-role token that would make every plain-text
+    context a malformed chat turn."""
+    from gguf import GGUFReader
+
+    from condpred import load_model
+    from condpred.model.registry import embedded_model
+
+    model = load_model(spec, device="cpu")
+    fields = GGUFReader(embedded_model(spec).gguf()).fields
+    field = fields["tokenizer.ggml.add_bos_token"]
+    adds_bos = bool(field.parts[field.data[0]][0])
+    assert model.start_ids == ((model.tokenizer.bos_token_id,) if adds_bos else ())
+    context = "The capital of France is"
+    assert model.tokenizer.decode(model.context_ids(context)[:1]) in ("<bos>", "The")
+    continuations = [" Paris", " a city of light"]
+    for continuation, score in zip(continuations, model.score(context, continuations), strict=True):
+        expected = own_encoding_logprobs(model, context, continuation)
+        assert score.token_logprobs == pytest.approx(expected, abs=1e-4)

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import Gemma3ForCausalLM, Gemma3TextConfig, PreTrainedTokenizerFast
+from transformers import (
+    Gemma3ForCausalLM,
+    Gemma3TextConfig,
+    GPT2Config,
+    GPT2LMHeadModel,
+    PreTrainedTokenizerFast,
+)
 
 CORPUS = [
     "The alignment paper was published in 2031 by a team of researchers.",
@@ -59,6 +65,32 @@ def build_tiny_gemma(folder: Path, sliding_window: int = 8, seed: int = 0) -> Pa
     # Random init gives near-uniform predictions; sharpen them so sampling and greedy tests bite.
     with torch.no_grad():
         model.model.embed_tokens.weight.mul_(12.0)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def build_tiny_gpt2(folder: Path, seed: int = 0) -> Path:
+    """A 2-layer GPT-2 whose tokenizer adds no start token and has no BOS, only an end-of-text
+    token: the convention of GPT-2 and most byte-level BPE models."""
+    tokenizer = build_tokenizer()
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer.backend_tokenizer, eos_token="<eos>", pad_token="<pad>"
+    )
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_embd=32,
+        n_layer=2,
+        n_head=2,
+        n_positions=512,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(seed)
+    model = GPT2LMHeadModel(config)
+    with torch.no_grad():
+        model.transformer.wte.weight.mul_(12.0)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder

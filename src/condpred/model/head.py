@@ -21,6 +21,19 @@ MIN_SLICE = 1024
 MAX_POSITIONS = 512
 
 
+def decoder_of(model: torch.nn.Module) -> torch.nn.Module:
+    """The transformer under the LM head, which returns hidden states. `base_model` finds it on
+    transformers 5; on 4.x some classes (Gemma-3) name their prefix after an attribute they lack,
+    and `base_model` is then the whole causal LM."""
+    base = model.base_model
+    if base is not model:
+        return base
+    inner = next((getattr(model, n) for n in ("model", "transformer") if hasattr(model, n)), None)
+    if inner is None:
+        raise TypeError(f"cannot find the transformer inside {type(model).__name__}")
+    return inner
+
+
 class OutputHead:
     """The model's output projection (`hidden @ weight.T + bias`), evaluated slice by slice."""
 
@@ -43,7 +56,7 @@ class OutputHead:
         ids = torch.arange(1, 9, device=device).unsqueeze(0) % projection.out_features
         with torch.no_grad():
             expected = model(input_ids=ids).logits[0].float()
-            hidden = model.base_model(input_ids=ids).last_hidden_state[0]
+            hidden = decoder_of(model)(input_ids=ids).last_hidden_state[0]
             logits = torch.nn.functional.linear(hidden, head.weight, head.bias).float()
         return head if torch.allclose(logits, expected, rtol=1e-5, atol=1e-5) else None
 

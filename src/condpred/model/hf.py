@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import inspect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from condpred.model.base import (
     TokenProb,
     split_trailing_whitespace,
 )
-from condpred.model.head import OutputHead
+from condpred.model.head import OutputHead, decoder_of
 from condpred.progress import progress_bar
 
 
@@ -55,6 +56,12 @@ def pick_device(device: str | None) -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def _cache_name(model: torch.nn.Module) -> str:
+    """The name transformers gives the KV cache, as a forward argument and an output field: `cache`
+    from 5.2x on (`past_key_values` warns there and goes in 5.40), `past_key_values` before."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
 class HFModel:
     """A transformers model behind the `PredictiveModel` protocol."""
 
@@ -77,6 +84,8 @@ class HFModel:
         self.eos_ids = self._eos_ids()
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.head = OutputHead.of(self.model)
+        self.decoder = decoder_of(self.model)
+        self.cache_name = _cache_name(self.model)
 
     @classmethod
     def from_pretrained(
@@ -98,10 +107,14 @@ class HFModel:
     # --- tokenisation -------------------------------------------------------------------------
 
     def _start_ids(self) -> tuple[int, ...]:
-        """The special tokens the tokenizer itself puts at a document's start (e.g. Gemma's BOS)."""
+        """The special tokens the tokenizer itself puts at a document's start (e.g. Gemma's BOS;
+        nothing for GPT-2 or SmolLM2). Tokens it appends at the end are not a start."""
         with_special = self.tokenizer("a", add_special_tokens=True).input_ids
         plain = self.tokenizer("a", add_special_tokens=False).input_ids
-        return tuple(with_special[: len(with_special) - len(plain)]) if plain else ()
+        for start in range(len(with_special) - len(plain) + 1):
+            if with_special[start : start + len(plain)] == plain:
+                return tuple(with_special[:start])
+        return ()
 
     def _eos_ids(self) -> set[int]:
         ids = {self.tokenizer.eos_token_id}
@@ -113,9 +126,14 @@ class HFModel:
         return self.tokenizer(text, add_special_tokens=False).input_ids
 
     def context_ids(self, context: str) -> tuple[int, ...]:
-        """Start tokens + context. An empty context still needs one token to predict from."""
-        start = self.start_ids or (self.tokenizer.bos_token_id or self.tokenizer.eos_token_id,)
-        return tuple(start) + tuple(self.encode(context)) if context else tuple(start)
+        """The start-of-document rule, the same on every backend: a context begins with exactly
+        what the tokenizer adds by itself, so scores equal a plain forward pass of the tokenizer's
+        own encoding. An empty context still needs a token to predict from: BOS, else EOS (as
+        lm-evaluation-harness does)."""
+        if context:
+            return self.start_ids + tuple(self.encode(context))
+        bos, eos = self.tokenizer.bos_token_id, self.tokenizer.eos_token_id
+        return self.start_ids or (bos if bos is not None else eos,)
 
     def _request(self, index: int, context: str, continuation: str) -> _Request:
         """Split as lm-evaluation-harness does: trailing spaces of the context move onto the
@@ -138,7 +156,13 @@ class HFModel:
         if not prefix:
             return None
         ids = torch.tensor([list(prefix)], device=self.device)
-        return self.model(input_ids=ids, use_cache=True, logits_to_keep=1).past_key_values
+        return self.forward(self.model, ids, None, logits_to_keep=1)[1]
+
+    def forward(self, module: torch.nn.Module, input_ids: torch.Tensor, cache, **kwargs):
+        """One forward pass of `module` (the model, or its decoder) continuing `cache`;
+        returns the output and the grown cache."""
+        out = module(input_ids=input_ids, use_cache=True, **{self.cache_name: cache}, **kwargs)
+        return out, getattr(out, self.cache_name)
 
     @staticmethod
     def _expand(cache, batch_size: int):
@@ -222,16 +246,12 @@ class HFModel:
         """Log-probabilities and greedy flags of `targets[scored]` (flattened, row by row) after
         `inputs`. The output head runs only at scored positions, never at padding."""
         if self.head is None:  # logits transformed after the projection: use the model's own
-            logits = self.model(input_ids=inputs, past_key_values=cache, use_cache=True).logits[
-                scored
-            ]
+            logits = self.forward(self.model, inputs, cache)[0].logits[scored]
             logprobs = logits.float().log_softmax(-1)
             wanted = targets[scored]
             chosen = logprobs.gather(-1, wanted.unsqueeze(-1)).squeeze(-1)
             return chosen, logprobs.amax(-1) <= chosen
-        hidden = self.model.base_model(
-            input_ids=inputs, past_key_values=cache, use_cache=True
-        ).last_hidden_state
+        hidden = self.forward(self.decoder, inputs, cache)[0].last_hidden_state
         return self.head.token_logprobs(hidden[scored], targets[scored])
 
     # --- next_token ---------------------------------------------------------------------------
@@ -287,10 +307,7 @@ class _SamplingBatch:
         for _ in range(self.params.max_new_tokens):
             if not self.active:
                 break
-            out = self.owner.model(
-                input_ids=self.next_input, past_key_values=self.cache, use_cache=True
-            )
-            self.cache = out.past_key_values
+            out, self.cache = self.owner.forward(self.owner.model, self.next_input, self.cache)
             logprobs = out.logits[:, -1].float().log_softmax(-1).cpu()
             chosen = self._draw(logprobs)
             self._advance(chosen, logprobs)
