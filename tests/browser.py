@@ -2,9 +2,14 @@
 
 Requests are caught by pointing Chromium at a proxy on 127.0.0.1 that records each connection and
 answers none: any http(s) fetch or WebSocket a page attempts passes through the proxy (loopback
-included), so an empty record means the page made no network request. Chromium's own service calls
-to *.google.com (sign-in, search preconnect), which the flags below do not all silence, are set
-apart by host: `page_requests` leaves them out.
+included), so an empty record means the page made no network request.
+
+Chromium's own background traffic is switched off by flags (component and extension updates, safe
+browsing, metrics, sign-in, variations). Debian's chromium 156 still makes three calls that no
+flag silences (an Omaha update check and an account probe, measured 2026-11-29). They are set
+apart by their *exact* host, a closed list of the browser's service endpoints: a page fetching
+from any other host, Google's CDNs included (fonts.googleapis.com, www.gstatic.com), is caught.
+`test_the_instrument_sees_a_page_that_reaches_the_network` proves that.
 """
 
 from __future__ import annotations
@@ -26,6 +31,12 @@ CHROMIUM_FLAGS = (
     "--disable-gpu",
     "--disable-background-networking",
     "--disable-component-update",
+    "--disable-extensions",
+    "--disable-component-extensions-with-background-pages",
+    "--safebrowsing-disable-auto-update",
+    "--metrics-recording-only",
+    "--disable-breakpad",
+    "--no-service-autorun",
     "--no-first-run",
     "--disable-sync",
     "--disable-default-apps",
@@ -34,14 +45,22 @@ CHROMIUM_FLAGS = (
     "--disable-field-trial-config",
     "--no-pings",
     "--no-default-browser-check",
-    "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,MediaRouter,Translate,"
-    "AutofillServerCommunication,CertificateTransparencyComponentUpdater,"
-    "InterestFeedContentSuggestions,PrivacySandboxSettings4,SafeBrowsing,NetworkPrediction,"
-    "PreconnectToSearch,DiceWebSigninInterception,GCMUseDedicatedNetworkThread",
+    "--password-store=basic",
+    "--disable-features=NetworkTimeServiceQuerying,OptimizationHints,OptimizationHintsFetching,"
+    "OptimizationGuideModelDownloading,MediaRouter,Translate,AutofillServerCommunication,"
+    "CertificateTransparencyComponentUpdater,InterestFeedContentSuggestions,"
+    "PrivacySandboxSettings4,SafeBrowsing,NetworkPrediction,PreconnectToSearch,"
+    "DiceWebSigninInterception,GCMUseDedicatedNetworkThread",
     "--dns-prefetch-disable",
     "--disable-signin-frame-for-non-dice",
     "--virtual-time-budget=10000",
 )
+# Google API keys make Chromium probe its sign-in service; Debian's wrapper exports its own.
+NO_API_KEYS = {
+    "GOOGLE_API_KEY": "no",
+    "GOOGLE_DEFAULT_CLIENT_ID": "no",
+    "GOOGLE_DEFAULT_CLIENT_SECRET": "no",
+}
 
 
 def chromium() -> str:
@@ -84,12 +103,23 @@ class RecordingProxy:
         self._socket.close()
 
 
-BROWSER_OWN_HOST = ".google.com"
+# The browser's own service endpoints (update checks, sign-in, network time, safe browsing):
+# exact hosts, never a suffix, so a page fetching from another Google host is still caught.
+BROWSER_SERVICE_HOSTS = frozenset(
+    {
+        "update.googleapis.com",
+        "accounts.google.com",
+        "clients2.google.com",
+        "clientservices.googleapis.com",
+        "safebrowsingohttpgateway.googleapis.com",
+        "optimizationguide-pa.googleapis.com",
+    }
+)
 
 
 def page_requests(requests: list[str]) -> list[str]:
-    """The requests a page made: all but Chromium's own calls to its vendor's services."""
-    return [r for r in requests if not _host(r).endswith(BROWSER_OWN_HOST)]
+    """The requests a page made: all but Chromium's calls to its own service endpoints."""
+    return [r for r in requests if _host(r) not in BROWSER_SERVICE_HOSTS]
 
 
 def _host(request_line: str) -> str:
@@ -110,6 +140,7 @@ def dump_dom(page: Path, timeout: float = 120) -> tuple[str, list[str]]:
             "--dump-dom",
             page.resolve().as_uri(),
         ]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+        env = {**os.environ, **NO_API_KEYS}
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout, list(proxy.requests)

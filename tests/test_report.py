@@ -34,15 +34,17 @@ def predict_run(model, tmp_path_factory) -> tuple[Path, str]:
 
 
 def test_the_instrument_sees_a_page_that_reaches_the_network(tmp_path):
-    """Known answer first: a page that fetches from two hosts must show both requests."""
+    """Known answer first: a page that fetches from three hosts must show each request, a Google
+    CDN beside the browser's own service hosts included."""
     page = tmp_path / "online.html"
     page.write_text(
         '<img src="http://example.com/x.png">'
-        '<script>fetch("https://cdn.example.org/plotly.js")</script><p>hi</p>'
+        '<script>fetch("https://cdn.example.org/plotly.js")</script>'
+        '<link rel="stylesheet" href="https://fonts.googleapis.com/css?family=Inter"><p>hi</p>'
     )
     dom, requests = dump_dom(page)
     hosts = " ".join(page_requests(requests))
-    assert "example.com" in hosts and "cdn.example.org" in hosts
+    assert all(h in hosts for h in ("example.com", "cdn.example.org", "fonts.googleapis.com"))
     assert "<p>hi</p>" in dom
 
 
