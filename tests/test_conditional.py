@@ -338,8 +338,24 @@ def test_nothing_to_continue(tmp_path: Path) -> None:
 
 def test_several_problems_are_all_mentioned() -> None:
     err = dict_error({"title": 1, "date": "x", "authors": [{"kind": "robot"}]})
-    assert err.field == "date"  # the first in the order of the fields
-    assert "'title'" in err.problem and "'authors[0].name'" in err.problem
+    assert err.problem.startswith("4 problems:")
+    for field in ("'date'", "'title'", "'authors[0].name'", "'authors[0].kind'"):
+        assert f"field {field}" in err.problem
+    assert "quote numbers" in err.problem and "'human' or 'ai'" in err.problem  # each its fix
+
+
+def test_an_unknown_camera_and_an_impossible_date_are_reported_together(tmp_path: Path) -> None:
+    """Dates are read as text and validated with the other fields, so one message has both."""
+    err = load_error(tmp_path, "camera: arxiv\ndate: 2031-02-30\ntitle: T\n")
+    assert err.problem.startswith("2 problems:") and err.source.endswith(".yaml")
+    assert "field 'camera': unknown camera 'arxiv'" in err.problem
+    assert "arxiv-abstract" in err.problem  # the cameras that exist
+    assert "field 'date': '2031-02-30' is not a real date (day is out of range" in err.problem
+
+
+def test_an_impossible_date_alone_names_its_field(tmp_path: Path) -> None:
+    err = load_error(tmp_path, "title: T\ndate: 2031-13-01\n")
+    assert err.field == "date" and "month must be in 1..12" in err.problem
 
 
 def test_bad_values_are_cut_short_in_messages() -> None:
@@ -353,7 +369,6 @@ def test_bad_values_are_cut_short_in_messages() -> None:
         ("title: T\nprefix: [unclosed\n", "line 3"),
         ("title: T\n  bad indent: x\n", "line 2"),
         ("title: T\ntitle: U\n", "line 2"),
-        ("title: T\ndate: 2031-02-30\n", "line 2"),
         ("title: T\nextra: {d: !!timestamp nope}\n", "line 2"),
         ('title: T\nprefix: "\\U00200000"\n', "line 2"),
         ('title: T\nprefix: "\\U80000000"\n', "line 2"),

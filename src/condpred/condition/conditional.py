@@ -14,15 +14,31 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from condpred.condition.rendering import CAMERA_NAME, check_camera
 from condpred.errors import InputError
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 # Guards against YAML "billion laughs" (aliases expanding exponentially) and runaway nesting.
 MAX_VALUES = 100_000
 MAX_DEPTH = 50
+
+
+class _ProblemWithFix(ValueError):
+    """A validation problem that knows its own fix (e.g. the list of cameras that exist)."""
+
+    def __init__(self, problem: str, fix: str | None) -> None:
+        super().__init__(problem)
+        self.fix = fix
 
 
 class Author(BaseModel):
@@ -69,11 +85,18 @@ class Conditional(BaseModel):
 
     @field_validator("camera")
     @classmethod
-    def _camera_name(cls, value: str) -> str:
+    def _camera_name(cls, value: str, info: ValidationInfo) -> str:
+        """A camera name; checked against the cameras that exist when loading a file, so an
+        unknown camera is reported with every other problem of the file."""
         if not CAMERA_NAME.fullmatch(value):
             raise ValueError(
                 "a camera name is a template file name without '.j2', like arxiv-abstract"
             )
+        if info.context and "cameras_dir" in info.context:
+            try:
+                check_camera(value, info.context["cameras_dir"])
+            except InputError as exc:
+                raise _ProblemWithFix(exc.problem, exc.fix) from exc
         return value
 
     @field_validator("date", mode="before")
@@ -85,7 +108,10 @@ class Conditional(BaseModel):
         if isinstance(value, dt.datetime):
             raise ValueError("has a time of day; write the date alone, like 2031-03-03")
         if isinstance(value, str) and ISO_DATE.fullmatch(value.strip()):
-            return dt.date.fromisoformat(value.strip())
+            try:
+                return dt.date.fromisoformat(value.strip())
+            except ValueError as exc:
+                raise ValueError(f"{value.strip()!r} is not a real date ({exc})") from exc
         raise ValueError("expected an ISO date like 2031-03-03")
 
     @field_validator("authors", "world", "responses", mode="before")
@@ -153,13 +179,20 @@ def load_conditional(path: str | Path, cameras_dir: str | Path | None = None) ->
     is loaded.
     """
     source = str(path)
-    conditional = conditional_from_dict(_parse_yaml(_read(Path(path)), source), source=source)
-    check_camera(conditional.camera, cameras_dir, source=source)
-    return conditional
+    data = _parse_yaml(_read(Path(path)), source)
+    return conditional_from_dict(data, source=source, cameras_dir=cameras_dir, check_cameras=True)
 
 
-def conditional_from_dict(data: Any, source: str = "<dict>") -> Conditional:
-    """Validate plain data (e.g. parsed YAML or JSON) into a Conditional, or raise InputError."""
+def conditional_from_dict(
+    data: Any,
+    source: str = "<dict>",
+    *,
+    cameras_dir: str | Path | None = None,
+    check_cameras: bool = False,
+) -> Conditional:
+    """Validate plain data (e.g. parsed YAML or JSON) into a Conditional, or raise an InputError
+    that lists every problem at once. `check_cameras` also checks that the camera exists (built
+    in, or in `cameras_dir`)."""
     if not isinstance(data, dict):
         raise InputError(
             f"expected a mapping of fields at the top level, got {_type_name(data)}",
@@ -168,8 +201,9 @@ def conditional_from_dict(data: Any, source: str = "<dict>") -> Conditional:
             + ", ".join(_fields(Conditional)),
         )
     _check_size(data, source)
+    context = {"cameras_dir": cameras_dir} if check_cameras else None
     try:
-        return Conditional.model_validate(data)
+        return Conditional.model_validate(data, context=context)
     except ValidationError as exc:
         raise _input_error(exc, source) from exc
 
@@ -235,6 +269,9 @@ class _Loader(yaml.SafeLoader):
         try:
             return super().construct_object(node, deep=deep)
         except (ValueError, TypeError, AttributeError, OverflowError) as exc:
+            if node.tag == TIMESTAMP_TAG and ISO_DATE.fullmatch(str(node.value)):
+                # "2031-02-30" stays text: the date field reports it with every other problem
+                return node.value
             # e.g. "date: 2031-13-45" fails in datetime.date() without a position
             raise yaml.constructor.ConstructorError(
                 None, None, f"invalid value ({exc})", node.start_mark
@@ -328,15 +365,22 @@ FIELD_HELP = {
 
 
 def _input_error(exc: ValidationError, source: str) -> InputError:
-    """The first problem names the field and the fix; up to three more are listed after it."""
+    """One problem: its field and fix. Several: every one of them, each with its own fix."""
     errors = exc.errors(include_url=False)
-    first = errors[0]
-    problem = _describe(first)
-    if len(errors) > 1:
-        others = [f"'{_path(e['loc']) or 'top level'}' {_describe(e)}" for e in errors[1:4]]
-        more = f" (and {len(errors) - 4} more)" if len(errors) > 4 else ""
-        problem += "; also " + "; ".join(others) + more
-    return InputError(problem, source=source, field=_path(first["loc"]) or None, fix=_fix(first))
+    if len(errors) == 1:
+        error = errors[0]
+        return InputError(
+            _describe(error), source=source, field=_path(error["loc"]) or None, fix=_fix(error)
+        )
+    lines = [f"  - {_where(e)}: {_describe(e)}. {_fix(e)}".rstrip(". ") + "." for e in errors[:20]]
+    if len(errors) > 20:
+        lines.append(f"  - ... and {len(errors) - 20} more")
+    return InputError(f"{len(errors)} problems:\n" + "\n".join(lines), source=source)
+
+
+def _where(error: dict[str, Any]) -> str:
+    path = _path(error["loc"])
+    return f"field '{path}'" if path else "top level"
 
 
 def _describe(error: dict[str, Any]) -> str:
@@ -350,10 +394,15 @@ def _describe(error: dict[str, Any]) -> str:
     message = (
         str(error["msg"]).removeprefix("Value error, ").replace("Input should be", "should be")
     )
-    return message if not error["loc"] else f"{message} (got {value})"
+    if not error["loc"] or value in message:
+        return message
+    return f"{message} (got {value})"
 
 
 def _fix(error: dict[str, Any]) -> str:
+    own_fix = getattr(error.get("ctx", {}).get("error"), "fix", None)
+    if own_fix:
+        return own_fix
     loc = error["loc"]
     if not loc:
         return "Give a title, a prefix (the start of the body to continue), or both"
