@@ -13,7 +13,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from condpred.condition import Conditional, render
-from condpred.elicit.recording import Recorder, recording, start_run
+from condpred.experiments.runner import (
+    ModelLoader,
+    Recorder,
+    expect_kind,
+    open_run,
+    recording,
+    resumable,
+)
 from condpred.model.base import PredictiveModel, Sample, SamplingParams
 from condpred.progress import progress_bar
 from condpred.store import Store
@@ -46,9 +53,8 @@ def predict(
     params = params or SamplingParams()
     rendered = render(conditional, cameras_dir)
     run_params = {"n": n, "sampling": {**asdict(params), "stop": list(params.stop)}}
-    run_id = start_run(
-        store, "predict", model.spec, run_params, params.seed, conditional, rendered, source
-    )
+    sources = [(conditional, rendered, source)]
+    run_id = open_run(store, "predict", model.spec, run_params, params.seed, sources)
     with recording(store, run_id) as recorder:
         samples = _sample_missing(model, rendered, n, params, set(), recorder)
     return Prediction(run_id, model.spec, conditional, rendered, samples)
@@ -58,7 +64,7 @@ def resume(run_id: str, store: Store, model: PredictiveModel | None = None) -> P
     """Finish an interrupted predict run: draw only the samples it does not have yet."""
     from condpred.model.registry import load_model
 
-    run = store.get_run(run_id)
+    run = expect_kind(store.get_run(run_id), "predict")
     sampling = run.params["sampling"]
     params = SamplingParams(**{**sampling, "stop": tuple(sampling["stop"])})
     record = store.conditionals(run.id)[0]
@@ -67,6 +73,11 @@ def resume(run_id: str, store: Store, model: PredictiveModel | None = None) -> P
     with recording(store, store.reopen_run(run.id)) as recorder:
         _sample_missing(model, record.rendered, run.params["n"], params, done, recorder)
     return stored_prediction(store, run.id)
+
+
+@resumable("predict")
+def _resume_any(run_id: str, store: Store, load: ModelLoader) -> Prediction:
+    return resume(run_id, store, load(store.get_run(run_id).model_spec))
 
 
 def stored_prediction(store: Store, run_id: str) -> Prediction:

@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from condpred.condition import Conditional, render
-from condpred.elicit.recording import recording, start_run
+from condpred.experiments.runner import open_run, recording
 from condpred.model.base import PredictiveModel, Score
 from condpred.store import Store
 
@@ -25,7 +25,7 @@ def score(
     Returns (run id or None, scores in the order of `continuations`)."""
     rendered = render(conditional, cameras_dir)
     params = {"n": len(continuations)}
-    run_id = start_run(store, "score", model.spec, params, None, conditional, rendered, source)
+    run_id = open_run(store, "score", model.spec, params, None, [(conditional, rendered, source)])
     with recording(store, run_id) as recorder:
         started = time.perf_counter()
         scores = model.score(rendered, continuations)

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from condpred.condition import Conditional, load_conditional, render
-from condpred.elicit.recording import recording
 from condpred.errors import InputError
 from condpred.evals.data import EvalItem, EvalSet, load_evals
 from condpred.evals.scoring import (
@@ -29,11 +28,10 @@ from condpred.evals.scoring import (
     grouped,
     load_all,
     mean_ci,
-    open_run,
     paired_diff_ci,
-    reopen_run,
     score_models,
 )
+from condpred.experiments.runner import open_run, recording, reopen_run, resumable
 from condpred.model.base import PredictiveModel
 from condpred.model.registry import load_model
 from condpred.store import Store
@@ -135,10 +133,11 @@ def run_agentic(
         "n_items": len(evals.items),
     }
     example = [(c.conditional, c.context(evals.items[0], cameras_dir), c.source) for c in named]
-    run_id = open_run(store, KIND, models, params, seed, example)
+    run_id = open_run(store, KIND, ",".join(models), params, seed, example)
     return _execute(run_id, evals, loaded, named, store, cameras_dir, seed)
 
 
+@resumable(KIND)
 def resume_agentic(
     run_id: str, store: Store, load: Callable[[str], PredictiveModel] = load_model
 ) -> AgenticResult:

@@ -17,12 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from condpred.condition import Conditional
-from condpred.elicit.recording import Recorder
 from condpred.errors import InputError
+from condpred.experiments.runner import Recorder
 from condpred.model.base import PredictiveModel
 from condpred.stats import bootstrap_ci
-from condpred.store import RunRecord, Store
 
 
 def softmax(values: Sequence[float]) -> list[float]:
@@ -107,36 +105,6 @@ def mean_ci(values: Sequence[float], seed: int) -> tuple[float, list[float]]:
 def paired_diff_ci(a: Sequence[float], b: Sequence[float], seed: int) -> tuple[float, list[float]]:
     """Mean of a - b over paired rows (the same items), with its paired bootstrap 95% interval."""
     return mean_ci(np.asarray(a, dtype=float) - np.asarray(b, dtype=float), seed)
-
-
-def open_run(
-    store: Store | None,
-    kind: str,
-    models: Sequence[str],
-    params: dict[str, Any],
-    seed: int,
-    conditionals: Sequence[tuple[Conditional, str, str | None]],
-) -> str | None:
-    """Create the run with its conditionals (YAML, an example rendering, where it came from)."""
-    if store is None:
-        return None
-    run_id = store.create_run(kind, ",".join(models), params, seed)
-    for index, (conditional, rendered, source) in enumerate(conditionals):
-        store.add_conditional(run_id, index, conditional.to_yaml(), rendered, source)
-    return run_id
-
-
-def reopen_run(store: Store, run_id: str, kind: str) -> RunRecord:
-    """The run to resume, marked running again; refuses a run of another kind."""
-    run = store.get_run(run_id)
-    if run.kind != kind:
-        raise InputError(
-            f"run {run.id} is a '{run.kind}' run, not '{kind}'",
-            source="--resume",
-            fix=f"Pass the id of a {kind} run (condpred runs list --kind {kind})",
-        )
-    store.reopen_run(run.id)
-    return run
 
 
 def load_all(specs: Sequence[str], load: Callable[[str], PredictiveModel]) -> list[PredictiveModel]:

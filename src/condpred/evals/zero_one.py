@@ -20,17 +20,15 @@ from typing import Any
 import yaml
 
 from condpred.condition import Conditional
-from condpred.elicit.recording import recording
 from condpred.errors import InputError
 from condpred.evals.scoring import (
     Job,
     grouped,
     load_all,
-    open_run,
     paired_diff_ci,
-    reopen_run,
     score_models,
 )
+from condpred.experiments.runner import open_run, recording, reopen_run, resumable
 from condpred.model.base import PredictiveModel
 from condpred.model.registry import load_model
 from condpred.store import Store
@@ -192,10 +190,11 @@ def run_zero_one(
         (Conditional(prefix=text), text, str(templates or TEMPLATES))
         for text in (first.item, first.control)
     ]
-    run_id = open_run(store, KIND, models, params, seed, examples)
+    run_id = open_run(store, KIND, ",".join(models), params, seed, examples)
     return _execute(run_id, pairs, loaded, store, seed)
 
 
+@resumable(KIND)
 def resume_zero_one(
     run_id: str, store: Store, load: Callable[[str], PredictiveModel] = load_model
 ) -> ZeroOneResult:

@@ -16,8 +16,14 @@ from typing import Any
 
 from condpred.condition import Author, Conditional, render
 from condpred.elicit.outcomes import camera_alone, outcomes, phrasing_logprobs
-from condpred.elicit.recording import recording
 from condpred.errors import InputError
+from condpred.experiments.runner import (
+    ModelLoader,
+    expect_kind,
+    open_run,
+    recording,
+    resumable,
+)
 from condpred.forecasting.questions import (
     Question,
     file_digest,
@@ -27,6 +33,7 @@ from condpred.forecasting.questions import (
 from condpred.model.base import PredictiveModel, SamplingParams
 from condpred.store import Store
 
+KIND = "forecast"
 TABLE = "questions"
 OUTCOMES = ("Yes", "No")  # the first is the event happening
 # Chosen, without looking at outcomes, as the three of seven candidate lead-ins after which
@@ -69,7 +76,7 @@ def forecast(
         "outcomes": list(OUTCOMES),
         "phrasings": list(PHRASINGS),
     }
-    run_id = store.create_run("forecast", model.spec, params, seed) if store else None
+    run_id = open_run(store, KIND, model.spec, params, seed)
     return _run(questions, model, params, seed, store, run_id)
 
 
@@ -77,7 +84,7 @@ def resume_forecast(run_id: str, store: Store, model: PredictiveModel | None = N
     """Finish an interrupted forecast run: only the questions it has no row for are computed."""
     from condpred.model.registry import load_model
 
-    run = store.get_run(run_id)
+    run = expect_kind(store.get_run(run_id), KIND)
     path = run.params["questions"]
     if not Path(path).exists() or file_digest(path) != run.params["sha256"]:
         raise InputError(
@@ -89,6 +96,11 @@ def resume_forecast(run_id: str, store: Store, model: PredictiveModel | None = N
     model = model or load_model(run.model_spec)
     store.reopen_run(run.id)
     return _run(questions, model, run.params, run.seed or 0, store, run.id)
+
+
+@resumable(KIND)
+def _resume_any(run_id: str, store: Store, load: ModelLoader) -> ForecastRun:
+    return resume_forecast(run_id, store, load(store.get_run(run_id).model_spec))
 
 
 def stored_forecast(store: Store, run_id: str) -> ForecastRun:

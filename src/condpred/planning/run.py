@@ -19,11 +19,19 @@ from typing import Any
 from condpred.checks import CheckInput, CheckResult, run_checks
 from condpred.condition import Conditional, render
 from condpred.elicit.outcomes import Distribution, outcomes
-from condpred.elicit.recording import recording
+from condpred.experiments.runner import (
+    Item,
+    ModelLoader,
+    expect_kind,
+    open_run,
+    recording,
+    resumable,
+)
 from condpred.model.base import PredictiveModel, Sample, SamplingParams
 from condpred.planning.spec import OutcomeQuestion, PlanSet, load_plan_set, plan_set_from_dict
 from condpred.store import Store
 
+KIND = "plan"
 TABLE = "plans"
 
 
@@ -51,16 +59,21 @@ def plan(
         "samples": samples,
         "max_tokens": max_tokens,
     }
-    run_id = store.create_run("plan", model.spec, params, seed) if store else None
+    run_id = open_run(store, KIND, model.spec, params, seed)
     return _run(plan_set, model, params, seed, store, run_id)
 
 
 def resume_plans(run_id: str, store: Store, model: PredictiveModel) -> PlanRun:
     """Finish an interrupted plan run from the plan set stored with it."""
-    run = store.get_run(run_id)
+    run = expect_kind(store.get_run(run_id), KIND)
     plan_set = plan_set_from_dict(run.params["plan_set"], f"run {run.id}")
     store.reopen_run(run.id)
     return _run(plan_set, model, run.params, run.seed or 0, store, run.id)
+
+
+@resumable(KIND)
+def _resume_any(run_id: str, store: Store, load: ModelLoader) -> PlanRun:
+    return resume_plans(run_id, store, load(store.get_run(run_id).model_spec))
 
 
 def stored_plans(store: Store, run_id: str) -> PlanRun:
@@ -81,7 +94,7 @@ def _run(
         rows = recorder.add_items(
             TABLE,
             range(len(plan_set.plans)),
-            lambda i: predict_plan(plan_set, i, model, params, seed, store, run_id),
+            lambda i: predict_plan(plan_set, i, model, params, seed),
             "plans",
         )
     if store is not None:
@@ -95,10 +108,9 @@ def predict_plan(
     model: PredictiveModel,
     params: dict[str, Any],
     seed: int,
-    store: Store | None,
-    run_id: str | None,
-) -> dict[str, Any]:
-    """One plan's row: each question's distribution, the checks' findings, expected utility."""
+) -> Item:
+    """One plan's row (each question's distribution, the checks' findings, expected utility),
+    with the plan's conditional, sampled reports and check results, stored in one commit."""
     option = plan_set.plans[index]
     conditional = plan_set.plan_conditional(option)
     rendered = render(conditional)
@@ -111,12 +123,7 @@ def predict_plan(
         sampling = SamplingParams(max_new_tokens=params["max_tokens"], seed=seed)
         reports = model.sample(rendered, params["samples"], sampling)
     results = plan_checks(plan_set, conditional, rendered, model, reports)
-    if store is not None:
-        store.add_conditional(run_id, index, conditional.to_yaml(), rendered, option.name)
-        for sample in reports:
-            store.add_sample(run_id, index, sample)
-        store.add_check_results(run_id, index, results)
-    return {
+    row = {
         "index": index,
         "plan": option.name,
         "carried_out": option.carried_out,
@@ -125,6 +132,8 @@ def predict_plan(
         "expected_utility": expected_utility(plan_set.utilities, dists),
         "samples": [s.text for s in reports],
     }
+    side = (conditional.to_yaml(), rendered, option.name)
+    return Item(row, conditional=side, samples=reports, check_results=results)
 
 
 def plan_checks(

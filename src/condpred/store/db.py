@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -147,7 +147,11 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[None]:
-        """One write transaction, taken up front so concurrent writers queue instead of failing."""
+        """One write transaction, taken up front so concurrent writers queue instead of failing.
+        Inside another transaction it joins that one (so several writes commit together)."""
+        if self._conn.in_transaction:
+            yield
+            return
         self._q("BEGIN IMMEDIATE")
         try:
             yield
@@ -328,11 +332,29 @@ class Store:
                     ),
                 )
 
-    def add_item(self, run_id: str, table: str, index: int, data: dict[str, Any]) -> None:
-        """Store one experiment row (a forecast question, an eval item) in its own commit, so an
-        interrupted experiment keeps every row it finished."""
+    def add_item(
+        self,
+        run_id: str,
+        table: str,
+        index: int,
+        data: dict[str, Any],
+        *,
+        conditional: tuple[str, str, str | Path | None] | None = None,
+        samples: Sequence[Sample] = (),
+        check_results: Sequence[CheckResult] = (),
+    ) -> None:
+        """Store one experiment row (a forecast question, a plan, an eval item) **with its side
+        records** — its conditional `(yaml, rendered, source)` at cond_index = index, its samples
+        and check results — in one transaction: an interrupted experiment keeps every item it
+        finished, whole, and none in part."""
         run_id = self.resolve_id(run_id)
         with self._tx():
+            if conditional is not None:
+                self.add_conditional(run_id, index, *conditional)
+            for sample in samples:
+                self.add_sample(run_id, index, sample)
+            if check_results:
+                self.add_check_results(run_id, index, list(check_results))
             self._insert(
                 f"item {index} of table {table!r} in run {run_id}",
                 "INSERT INTO items VALUES (?, ?, ?, ?, ?)",
