@@ -286,8 +286,8 @@ def test_export_parquet_reads_back_with_pandas(store: Store, tmp_path: Path) -> 
 
 def test_export_errors(store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run = filled_run(store)
-    with pytest.raises(InputError, match="unknown export format 'csv'"):
-        store.export(run, tmp_path / "run.csv")
+    with pytest.raises(InputError, match="unknown export format 'tsv'"):
+        store.export(run, tmp_path / "run.tsv")
     with pytest.raises(InputError, match="unknown export format 'xlsx'"):
         store.export(run, tmp_path / "run.parquet", format="xlsx")  # type: ignore[arg-type]
     monkeypatch.setitem(sys.modules, "pyarrow", None)  # as if not installed

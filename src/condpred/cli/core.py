@@ -31,6 +31,8 @@ from condpred.cli.app import (
 from condpred.condition import describe_camera, list_cameras, load_conditional, render
 from condpred.elicit import DEFAULT_CHECKS, check, gated, predict, resume, score, stored_prediction
 from condpred.errors import InputError
+from condpred.experiments.runner import expect_kind
+from condpred.experiments.runner import resume as resume_run
 from condpred.model.base import SamplingParams
 from condpred.model.registry import ALIASES, EMBEDDED
 from condpred.report import terminal as show
@@ -71,7 +73,7 @@ def predict_cmd(
         get_check(name)
     with Store(db) as store:
         if resume_id:
-            run = store.get_run(resume_id)
+            run = expect_kind(store.get_run(resume_id), "predict")  # before the model loads
             model_ = load_model_with_bar(run.model_spec)
             prediction = resume(run.id, store, model_)
         else:
@@ -248,6 +250,18 @@ def models_cmd() -> None:
         kind = "tuned" if info.tuned else "base"
         table.add_row(label, kind, str(info.cutoff or "unknown"), info.about)
     out.print(table)
+
+
+@app.command("resume")
+def resume_cmd(run_id: Annotated[str, typer.Argument(help="A run id (or unique prefix).")],
+               db: DbOpt = None) -> None:  # fmt: skip
+    """Finish an interrupted run of any kind: only what it has not stored yet is computed, with
+    the parameters, seed and model(s) stored with it."""
+    with Store(db) as store:
+        run = store.get_run(run_id)
+        resume_run(run.id, store, load_model_with_bar)
+        run = store.get_run(run.id)
+    out.print(f"run {run.id} ({run.kind}): {run.status}. See it with: condpred runs show {run.id}")
 
 
 @runs_app.command("list")

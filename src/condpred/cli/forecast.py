@@ -13,6 +13,7 @@ from rich.table import Table
 
 from condpred.cli.app import DbOpt, JsonOpt, ModelOpt, app, err, load_model_with_bar, out
 from condpred.errors import InputError
+from condpred.experiments.runner import expect_kind
 from condpred.forecasting import (
     ForecastRun,
     forecast,
@@ -68,7 +69,7 @@ def forecast_cmd(
         )
     with Store(db) as store:
         if resume_id:
-            run = store.get_run(resume_id)
+            run = expect_kind(store.get_run(resume_id), "forecast")  # before the model loads
             seed = run.seed or 0
             result = resume_forecast(run.id, store, load_model_with_bar(run.model_spec))
         elif questions is None:

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from condpred.cli.app import DbOpt, JsonOpt, ModelOpt, app, load_model_with_bar, out
 from condpred.errors import InputError
+from condpred.experiments.runner import expect_kind
 from condpred.planning import PlanRun, load_plan_set, plan, resume_plans
 from condpred.store import Store
 
@@ -44,7 +45,7 @@ def plan_cmd(
         )
     with Store(db) as store:
         if resume_id:
-            run = store.get_run(resume_id)
+            run = expect_kind(store.get_run(resume_id), "plan")  # before the model loads
             result = resume_plans(run.id, store, load_model_with_bar(run.model_spec))
         elif file is None:
             raise InputError("plan needs a plan set file", fix="Pass PLANS.yaml or --resume ID")

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from condpred.checks.base import CheckResult
 
 STATUSES = ("running", "done", "failed", "interrupted")
+EXPORT_FORMATS = ("jsonl", "parquet", "csv")
 
 
 @dataclass(frozen=True)
@@ -522,11 +523,8 @@ class Store:
 
     # --- export -----------------------------------------------------------------------------------
 
-    def rows(self, run_id: str) -> list[dict[str, Any]]:
-        """One flat dict per sample, then per score, with run metadata (see export.COLUMNS)."""
-        run = self.get_run(run_id)
-        conds = {c.index: c for c in self.conditionals(run.id)}
-        meta = {
+    def _meta(self, run: RunRecord) -> dict[str, Any]:
+        return {
             "run_id": run.id,
             "run_kind": run.kind,
             "model_spec": run.model_spec,
@@ -536,6 +534,25 @@ class Store:
             "status": run.status,
             "created_at": run.created_at,
         }
+
+    def has_items(self, run_id: str) -> bool:
+        """Whether the run is an experiment with item rows (forecast, plan, evals, ...)."""
+        run_id = self.resolve_id(run_id)
+        return bool(self._q("SELECT 1 FROM items WHERE run_id = ? LIMIT 1", (run_id,)))
+
+    def rows(self, run_id: str) -> list[dict[str, Any]]:
+        """The run as flat rows: one per experiment item when it has items, else one per sample,
+        then per score (see export.COLUMNS), each with the run's metadata."""
+        run = self.get_run(run_id)
+        meta = self._meta(run)
+        if self.has_items(run.id):
+            stored = self._q(
+                "SELECT table_name, data FROM items WHERE run_id = ? ORDER BY table_name, "
+                "item_index",
+                (run.id,),
+            )
+            return [export.item_row(meta, r[0], json.loads(r[1])) for r in stored]
+        conds = {c.index: c for c in self.conditionals(run.id)}
         items = [
             (c, "sample", s.index, s.text, s.logprob, s.tokens, s.token_logprobs,
              s.finish_reason, None)
@@ -561,26 +578,28 @@ class Store:
         self,
         run_id: str,
         path: str | Path,
-        format: Literal["jsonl", "parquet"] | None = None,
+        format: Literal["jsonl", "parquet", "csv"] | None = None,
     ) -> int:
-        """Write a run as a flat table, one row per sample/score; returns the number of rows.
+        """Write a run as a flat table (see `rows`); returns the number of rows.
 
-        `format` defaults to the file's suffix (.jsonl or .parquet).
+        `format` defaults to the file's suffix (.jsonl, .parquet or .csv).
         """
         path = Path(path).expanduser()
         fmt = format or path.suffix.lstrip(".").lower()
-        if fmt not in ("jsonl", "parquet"):
+        if fmt not in EXPORT_FORMATS:
             raise InputError(
                 f"unknown export format '{fmt}'",
                 source=str(path),
-                fix="use format 'jsonl' or 'parquet' (or a .jsonl / .parquet file name)",
+                fix="use format 'jsonl', 'parquet' or 'csv' (or a file name ending so)",
             )
         rows = self.rows(run_id)
         path.parent.mkdir(parents=True, exist_ok=True)
         if fmt == "jsonl":
             return export.write_jsonl(rows, path)
-        return export.write_parquet(rows, path)
+        if fmt == "csv":
+            return export.write_csv(rows, path)
+        return export.write_parquet(rows, path, items=self.has_items(run_id))
 
     def to_frame(self, run_id: str) -> pd.DataFrame:
-        """A run as a pandas DataFrame, for notebooks: the same columns as `export`."""
-        return export.frame(self.rows(run_id))
+        """A run as a pandas DataFrame, for notebooks: the same rows and columns as `export`."""
+        return export.frame(self.rows(run_id), items=self.has_items(run_id))

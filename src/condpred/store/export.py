@@ -1,11 +1,15 @@
-"""Flat tables out of the store: one row per sample or score, with its run's metadata.
+"""Flat tables out of the store, with each row's run metadata.
 
-The columns are fixed (below), so exports of different runs concatenate cleanly in pandas,
-DuckDB or polars. Parquet and DataFrames need the optional extra `condpred[parquet]`.
+A predict or score run is one row per sample or score, in fixed columns (below), so exports of
+different runs concatenate cleanly in pandas, DuckDB or polars. An experiment run (forecast, plan,
+agentic, zero-one, ...) is one row per item: the run metadata, the item's table and index, and the
+item's own fields, nested values written as JSON text. Parquet and DataFrames need the optional
+extra `condpred[parquet]`.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -53,8 +57,31 @@ def write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> int:
     return n
 
 
-def write_parquet(rows: list[dict[str, Any]], path: Path) -> int:
-    """A Parquet file with the fixed Arrow schema of `COLUMNS`."""
+def item_row(meta: dict[str, Any], table: str, data: dict[str, Any]) -> dict[str, Any]:
+    """One experiment item as a flat row: nested lists and mappings become JSON text."""
+    flat = {
+        key: json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
+        for key, value in data.items()
+    }
+    return {**meta, "table": table, **flat}
+
+
+def write_csv(rows: list[dict[str, Any]], path: Path) -> int:
+    """CSV with a header of every column any row has, in first-seen order."""
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with path.open("w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(
+            {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in row.items()}
+            for row in rows
+        )
+    return len(rows)
+
+
+def write_parquet(rows: list[dict[str, Any]], path: Path, *, items: bool = False) -> int:
+    """A Parquet file: the fixed Arrow schema of `COLUMNS`, or for item rows the columns the
+    rows have (types inferred by Arrow)."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -68,15 +95,15 @@ def write_parquet(rows: list[dict[str, Any]], path: Path) -> int:
         "strings": pa.list_(pa.string()),
         "floats": pa.list_(pa.float64()),
     }
-    schema = pa.schema([(name, types[kind]) for name, kind in COLUMNS.items()])
+    schema = None if items else pa.schema([(n, types[k]) for n, k in COLUMNS.items()])
     pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
     return len(rows)
 
 
-def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    """The rows as a pandas DataFrame, columns in `COLUMNS` order."""
+def frame(rows: list[dict[str, Any]], *, items: bool = False) -> pd.DataFrame:
+    """The rows as a pandas DataFrame: columns in `COLUMNS` order, or the item rows' own."""
     try:
         import pandas as pd
     except ImportError as e:
         raise InputError(f"DataFrames need pandas ({e})", fix=_NEEDS_EXTRA) from None
-    return pd.DataFrame(rows, columns=list(COLUMNS))
+    return pd.DataFrame(rows) if items else pd.DataFrame(rows, columns=list(COLUMNS))

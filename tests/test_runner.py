@@ -1,0 +1,141 @@
+"""The one run lifecycle: items committed whole with their side records (a real SIGKILL at every
+write of an item loses nothing and `condpred resume` completes the run to the same rows), one
+`resume` for every kind, a kind check before any model loads, one row per item on export."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from condpred import Store
+from condpred.experiments.runner import RESUMERS, resume
+from condpred.forecasting import forecast
+from condpred.model.hf import HFModel
+from condpred.planning import plan
+from tests.test_cli import run_cli
+from tests.test_forecast import InterruptAfter, question, write_questions
+from tests.test_plan import PLAN_SET, write
+
+# Runs `condpred ARGS` and SIGKILLs the process at the start of its Nth insert into the store.
+KILL_AT_NTH_INSERT = """
+import os, signal, sys
+from condpred.store.db import Store
+from condpred.cli import main
+limit, original, count = int(sys.argv[1]), Store._insert, [0]
+def insert(self, *args):
+    count[0] += 1
+    if count[0] == limit:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return original(self, *args)
+Store._insert = insert
+sys.argv = ["condpred", *sys.argv[2:]]
+main()
+"""
+
+
+@pytest.fixture(scope="module")
+def model(tiny_model_dir) -> HFModel:
+    return HFModel.from_pretrained(tiny_model_dir, device="cpu")
+
+
+def _table(db: Path, sql: str) -> list[tuple]:
+    connection = sqlite3.connect(db)
+    try:
+        return connection.execute(sql).fetchall()
+    finally:
+        connection.close()
+
+
+def test_a_plan_killed_at_every_write_of_an_item_resumes_to_the_same_rows(tiny_model_dir, tmp_path):
+    """The first plan's writes are its conditional, one sample, three check results and its row:
+    a SIGKILL before any of them leaves no part of the plan, and resume completes the run."""
+    plans = write(tmp_path / "p.yaml", PLAN_SET)
+    args = ["plan", str(plans), "--model", str(tiny_model_dir), "--samples", "1"]
+    args += ["--max-tokens", "3", "--json"]
+    whole_db = tmp_path / "whole.db"
+    env = {**os.environ, "CONDPRED_PROGRESS": "0"}
+    done = subprocess.run(
+        [sys.executable, "-m", "condpred", *args, "--db", str(whole_db)],
+        env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    expected = json.loads(done.stdout)["plans"]
+    writes_per_plan = 1 + 1 + 3 + 1
+    for nth in range(1, writes_per_plan + 1):
+        db = tmp_path / f"killed-{nth}.db"
+        killed = subprocess.run(
+            [sys.executable, "-c", KILL_AT_NTH_INSERT, str(nth), *args, "--db", str(db)],
+            env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        assert killed.returncode == -9, killed.stderr[-2000:]
+        assert _table(db, "SELECT status FROM runs") == [("running",)]
+        for table in ("conditionals", "samples", "check_results", "items"):  # nothing in part
+            assert _table(db, f"SELECT COUNT(*) FROM {table}") == [(0,)], (nth, table)
+        run_id = _table(db, "SELECT id FROM runs")[0][0]
+        resumed = subprocess.run(
+            [sys.executable, "-m", "condpred", "resume", run_id, "--db", str(db)],
+            env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        assert resumed.returncode == 0, resumed.stderr[-2000:]
+        with Store(db) as store:
+            assert store.get_run(run_id).status == "done"
+            rows = store.items(run_id, "plans")
+            assert len(store.samples(run_id)) == 2 and len(store.check_results(run_id)) == 6
+        for got, want in zip(rows, expected, strict=True):
+            for name, dist in want["distributions"].items():
+                assert got["distributions"][name]["probs"] == pytest.approx(dist["probs"])
+        assert [r["samples"] for r in rows] == [r["samples"] for r in expected]
+
+
+def test_resume_finishes_a_run_of_any_kind_and_refuses_what_it_cannot(model, tmp_path):
+    path = write_questions(tmp_path / "q.jsonl", [question(i) for i in range(4)])
+    with Store(tmp_path / "runs.db") as store:
+        whole = forecast(path, model)
+        with pytest.raises(KeyboardInterrupt):
+            forecast(path, InterruptAfter(model, calls=2), store=store)
+        broken = store.list_runs(limit=1)[0]
+        loaded = []
+        resumed = resume(broken.id, store, lambda spec: loaded.append(spec) or model)
+        assert loaded == [model.spec] and store.get_run(broken.id).status == "done"
+        assert [r["prob"] for r in resumed.rows] == pytest.approx([r["prob"] for r in whole.rows])
+        score_run = store.create_run("score", model.spec, {}, None)
+        with pytest.raises(Exception, match="'score' run, which cannot be resumed"):
+            resume(score_run, store, lambda spec: model)
+    assert set(RESUMERS) >= {"predict", "forecast", "plan", "agentic", "zero-one"}
+
+
+def test_a_kinds_resume_refuses_another_kinds_run_before_loading_a_model(model, tmp_path, capsys):
+    db = tmp_path / "runs.db"
+    with Store(db) as store:
+        run_id = plan(write(tmp_path / "p.yaml", PLAN_SET), model, samples=0, store=store).run_id
+    for command in (["predict"], ["forecast"], ["evals", "agentic"], ["evals", "zero-one"]):
+        code, _, err = run_cli(capsys, *command, "--resume", run_id, "--db", str(db))
+        assert code == 2 and "is a 'plan' run" in err and "Traceback" not in err, command
+        assert f"condpred resume {run_id}" in err
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
+def test_every_experiment_kind_exports_one_row_per_item(model, tmp_path, fmt):
+    path = write_questions(tmp_path / "q.jsonl", [question(i) for i in range(3)])
+    with Store(tmp_path / "runs.db") as store:
+        runs = {
+            "forecast": forecast(path, model, store=store).run_id,
+            "plan": plan(
+                write(tmp_path / "p.yaml", PLAN_SET), model, samples=1, max_tokens=3, store=store
+            ).run_id,
+        }
+        for kind, run_id in runs.items():
+            target = tmp_path / f"{kind}.{fmt}"
+            n = store.export(run_id, target)
+            readers = {"jsonl": lambda p: pd.read_json(p, lines=True), "csv": pd.read_csv}
+            frame = readers.get(fmt, pd.read_parquet)(target)
+            assert n == len(frame) == {"forecast": 3, "plan": 2}[kind]
+            assert set(frame["run_kind"]) == {kind} and list(frame["index"]) == list(range(n))
+            assert store.to_frame(run_id).shape == frame.shape
+            assert {"forecast": "prob", "plan": "distributions"}[kind] in frame.columns
