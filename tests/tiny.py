@@ -60,14 +60,7 @@ def build_tiny_gemma(folder: Path, sliding_window: int = 8, seed: int = 0) -> Pa
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
-    torch.manual_seed(seed)
-    model = Gemma3ForCausalLM(config)
-    # Random init gives near-uniform predictions; sharpen them so sampling and greedy tests bite.
-    with torch.no_grad():
-        model.model.embed_tokens.weight.mul_(12.0)
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    return _save(folder, Gemma3ForCausalLM, config, tokenizer, seed)
 
 
 def build_tiny_gpt2(folder: Path, seed: int = 0) -> Path:
@@ -87,10 +80,15 @@ def build_tiny_gpt2(folder: Path, seed: int = 0) -> Path:
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
     )
+    return _save(folder, GPT2LMHeadModel, config, tokenizer, seed)
+
+
+def _save(folder: Path, model_class, config, tokenizer, seed: int) -> Path:
     torch.manual_seed(seed)
-    model = GPT2LMHeadModel(config)
+    model = model_class(config)
+    # Random init gives near-uniform predictions; sharpen them so sampling and greedy tests bite.
     with torch.no_grad():
-        model.transformer.wte.weight.mul_(12.0)
+        model.get_input_embeddings().weight.mul_(12.0)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
