@@ -24,8 +24,9 @@ from condpred.evals.agentic import (
     summarize,
 )
 from condpred.evals.data import EvalItem
-from condpred.evals.scoring import ALL, answer_probs, softmax
+from condpred.evals.scoring import ALL, answer_probs
 from condpred.model.hf import HFModel
+from condpred.probability import normalise as softmax
 from tests.test_cli import run_cli
 from tests.test_evals_data import RISK, THREE, TWO, needs_shared, write_jsonl
 

@@ -11,16 +11,6 @@ from pathlib import Path
 import pytest
 
 from condpred.checks import available_checks, get_check, run_checks
-from condpred.checks._math import (
-    effective_sample_size,
-    js_divergence,
-    kl_bits,
-    logsumexp,
-    normalise,
-    pairwise,
-    self_normalised_weights,
-    tv_distance,
-)
 from condpred.checks._probes import add_years, outcomes_of, rewrite_date, score_outcomes
 from condpred.checks.base import CheckInput, CheckResult
 from condpred.checks.consistency import ConsistencyCheck, date_drops, paraphrases, reword
@@ -30,6 +20,16 @@ from condpred.condition import Conditional, load_conditional, render
 from condpred.errors import InputError
 from condpred.model.base import Sample
 from condpred.model.hf import HFModel
+from condpred.probability import (
+    effective_sample_size,
+    js_divergence,
+    kl_bits,
+    logsumexp,
+    normalise,
+    pairwise,
+    self_normalised_weights,
+    tv_distance,
+)
 
 LN2 = math.log(2)
 TOL = 1e-4  # float32 batches of different sizes agree to about 1e-6 (test_hf_backend: 1e-4)

@@ -8,19 +8,21 @@ prediction) rendered through its camera; a check compares what the model predict
 from __future__ import annotations
 
 import datetime as dt
-import itertools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from condpred.checks.base import CheckResult, verdict
 from condpred.condition import Conditional, render
 from condpred.condition.filters import DATE_STYLES
+from condpred.elicit.outcomes import check_exclusive, check_outcomes, phrasing_logprobs
 from condpred.errors import InputError
 from condpred.model.base import PredictiveModel, Sample, Score
 
 OUTCOMES_FIELD = "extra.outcomes"
+WHOLE = "{}"  # the phrasing of an outcome written exactly as given
 OUTCOMES_FIX = (
     "Write 'outcomes' under 'extra' as a list of at least two different continuations of the "
     "prefix, each starting with the space that separates it, e.g. outcomes: [' Yes', ' No']"
@@ -31,41 +33,32 @@ FULL_DATE_STYLES = ("weekday-dmy", "long", "dmy", "forum", "arxiv", "short", "is
 
 
 def outcomes_of(conditional: Conditional) -> list[str] | None:
-    """The named outcomes to score (`extra.outcomes`), validated; None when not given."""
+    """The named outcomes to score (`extra.outcomes`), validated as every outcome set is (at
+    least two, different, none the start of another); None when not given."""
     raw = conditional.extra.get("outcomes")
     if raw is None:
         return None
     if not isinstance(raw, list) or not all(isinstance(o, str) for o in raw):
         raise InputError("outcomes must be a list of texts", field=OUTCOMES_FIELD, fix=OUTCOMES_FIX)
-    if any(not o.strip() for o in raw):
-        raise InputError("an outcome is empty", field=OUTCOMES_FIELD, fix=OUTCOMES_FIX)
-    if len(raw) < 2 or len(set(raw)) < len(raw):
-        raise InputError(
-            f"needs at least two different outcomes, got {raw!r}",
-            field=OUTCOMES_FIELD,
-            fix=OUTCOMES_FIX,
-        )
-    for a, b in itertools.permutations(raw, 2):
-        if b.startswith(a):
-            raise InputError(
-                f"the outcome {a!r} is the start of {b!r}, so their probabilities overlap",
-                field=OUTCOMES_FIELD,
-                fix="Make outcomes exclusive by writing what ends each, e.g. ' 5%' and ' 50%'",
-            )
-    return list(raw)
+    with _in_extra_outcomes(OUTCOMES_FIX):
+        names = check_outcomes(raw)
+        check_exclusive(names, [WHOLE])
+    return names
 
 
 def score_outcomes(model: PredictiveModel, rendered: str, outcomes: Sequence[str]) -> list[float]:
-    """log P(outcome | rendered) for each outcome (nats); an outcome of no tokens is bad input."""
-    scores = model.score(rendered, outcomes)
-    for score in scores:
-        if not score.tokens:
-            raise InputError(
-                f"the outcome {score.continuation!r} tokenises to nothing for {model.spec}",
-                field=OUTCOMES_FIELD,
-                fix="Use outcomes written in characters the model's tokenizer knows, e.g. ' Yes'",
-            )
-    return [s.logprob for s in scores]
+    """log P(outcome | rendered) for each outcome (nats), each outcome text written as given."""
+    with _in_extra_outcomes():
+        return phrasing_logprobs(model, rendered, outcomes, [WHOLE])[0]
+
+
+@contextmanager
+def _in_extra_outcomes(fix: str | None = None) -> Iterator[None]:
+    """Outcome-set errors, named after where a conditional gives its outcomes."""
+    try:
+        yield
+    except InputError as error:
+        raise InputError(error.problem, field=OUTCOMES_FIELD, fix=fix or error.fix) from error
 
 
 def samples_with_text(samples: Sequence[Sample], check: str) -> list[Sample]:

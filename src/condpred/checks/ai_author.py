@@ -24,10 +24,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from condpred.checks._math import logsumexp
 from condpred.checks.base import VERDICT_ORDER, CheckInput, CheckResult, Verdict, verdict
 from condpred.errors import InputError
 from condpred.model.base import PredictiveModel, Score
+from condpred.probability import logsumexp
 
 
 @dataclass(frozen=True)

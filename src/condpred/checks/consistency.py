@@ -35,7 +35,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from condpred.checks._math import bits, js_divergence, mean, normalise, pairwise
 from condpred.checks._probes import (
     add_years,
     cross_score,
@@ -50,6 +49,7 @@ from condpred.checks.base import CheckInput, CheckResult
 from condpred.condition import Conditional
 from condpred.condition.filters import DATE_STYLES
 from condpred.errors import InputError
+from condpred.probability import bits, js_divergence, mean, normalise, pairwise
 
 # Which style stands in for each in the date paraphrase: American and British order swap.
 OTHER_STYLE = {

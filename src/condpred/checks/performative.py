@@ -23,14 +23,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from condpred.checks._math import (
-    effective_sample_size,
-    mean,
-    normalise,
-    pairwise,
-    self_normalised_weights,
-    tv_distance,
-)
 from condpred.checks._probes import (
     cross_score,
     finding,
@@ -42,6 +34,14 @@ from condpred.checks._probes import (
 from condpred.checks.base import CheckInput, CheckResult
 from condpred.condition import Conditional
 from condpred.errors import InputError
+from condpred.probability import (
+    effective_sample_size,
+    mean,
+    normalise,
+    pairwise,
+    self_normalised_weights,
+    tv_distance,
+)
 
 
 def responses_of(conditional: Conditional) -> list[str]:

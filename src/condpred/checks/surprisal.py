@@ -28,10 +28,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from condpred.checks._math import bits, mean
 from condpred.checks._probes import cross_score, finding, render_variant
 from condpred.checks.base import CheckInput, CheckResult
 from condpred.model.base import PredictiveModel, Sample, Score
+from condpred.probability import bits, mean
 
 
 def split_premises(with_premises: str, without: str) -> tuple[str, str, str]:

@@ -27,10 +27,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from condpred.checks._math import logsumexp, normalise
 from condpred.condition import Conditional, render
 from condpred.errors import InputError
 from condpred.model.base import PredictiveModel, Score
+from condpred.probability import logsumexp, normalise
 
 DEFAULT_PHRASINGS = (" {}",)  # the outcome straight after the conditional's prefix
 

@@ -9,7 +9,6 @@ variant): when the two disagree, the answers' lengths, not their content, drive 
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,15 +19,8 @@ import numpy as np
 from condpred.errors import InputError
 from condpred.experiments.runner import Recorder
 from condpred.model.base import PredictiveModel
+from condpred.probability import normalise
 from condpred.stats import bootstrap_ci
-
-
-def softmax(values: Sequence[float]) -> list[float]:
-    """Normalised exp(values), computed stably (log-likelihoods can be very negative)."""
-    top = max(values)
-    weights = [math.exp(v - top) for v in values]
-    total = sum(weights)
-    return [w / total for w in weights]
 
 
 def answer_probs(model: PredictiveModel, context: str, options: Sequence[str]) -> dict[str, Any]:
@@ -41,8 +33,8 @@ def answer_probs(model: PredictiveModel, context: str, options: Sequence[str]) -
         "options": list(options),
         "logprobs": logprobs,
         "tokens": tokens,
-        "probs": softmax(logprobs),
-        "probs_norm": softmax([lp / n for lp, n in zip(logprobs, tokens, strict=True)]),
+        "probs": normalise(logprobs),
+        "probs_norm": normalise([lp / n for lp, n in zip(logprobs, tokens, strict=True)]),
     }
 
 

@@ -1,4 +1,5 @@
-"""Pure arithmetic the checks share: log-sum-exp, distributions over named outcomes, divergences.
+"""Pure arithmetic over small distributions: log-sum-exp, distributions over named outcomes,
+divergences. Shared by outcomes, checks and evaluations.
 
 Log-probabilities are natural logs (as `Score.logprob`); divergences and surprisals are reported in
 bits, the unit researchers read. Plain Python floats: the vectors are a handful of outcomes long,
