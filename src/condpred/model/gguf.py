@@ -72,6 +72,7 @@ def _convert(gguf_path: Path, target: Path) -> None:
     description = f"converting {gguf_path.name} to safetensors (once; minutes on a small CPU)"
     with progress_bar(None, description):
         tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name)
+        _start_as_the_file_says(tokenizer, gguf_path)
         model = AutoModelForCausalLM.from_pretrained(
             gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32
         )
@@ -85,3 +86,32 @@ def _convert(gguf_path: Path, target: Path) -> None:
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+
+
+def _start_as_the_file_says(tokenizer, gguf_path: Path) -> None:
+    """Make the tokenizer add a BOS token exactly when the GGUF's `add_bos_token` says so.
+
+    transformers does not always carry that flag over (4.56 gives SmolLM2, whose file says false,
+    a tokenizer that prepends `<|im_start|>`), and the start-of-document rule of every backend is
+    "what the model's own tokenizer adds", which for a GGUF file is its metadata."""
+    from gguf import GGUFReader
+
+    field = GGUFReader(gguf_path).fields.get("tokenizer.ggml.add_bos_token")
+    if field is None or tokenizer.bos_token_id is None:
+        return
+    wanted = bool(field.parts[field.data[0]][0])
+    if _adds_bos(tokenizer) != wanted:
+        tokenizer.add_bos_token = wanted
+        if hasattr(tokenizer, "update_post_processor"):
+            tokenizer.update_post_processor()
+    if _adds_bos(tokenizer) != wanted:
+        raise InputError(
+            f"cannot make the tokenizer of {gguf_path.name} follow its add_bos_token={wanted}",
+            source="--model",
+            fix="Upgrade transformers (pip install -U transformers)",
+        )
+
+
+def _adds_bos(tokenizer) -> bool:
+    ids = tokenizer("a").input_ids
+    return bool(ids) and ids[0] == tokenizer.bos_token_id
