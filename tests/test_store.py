@@ -100,6 +100,27 @@ def test_check_results_round_trip(store: Store) -> None:
     assert store.check_results(run, cond_index=0) == []
 
 
+def test_a_check_run_again_replaces_its_own_rows_only(store: Store) -> None:
+    from condpred.checks.base import CheckResult
+
+    run = new_run(store, n_conds=2)
+
+    def result(name: str, value: float) -> CheckResult:
+        return CheckResult(name, value, 0.5, "pass", {}, None, "")
+
+    first = [result("surprisal.premises", 1.0), result("surprisal.prefix", 2.0)]
+    store.add_check_results(run, 0, [result("ai_author", 0.1), *first])
+    store.add_check_results(run, 1, [result("surprisal.premises", 3.0)])
+    store.add_check_results(run, 0, [result("surprisal_x", 9.0)])  # another check's name
+    store.replace_check_results(run, 0, ["surprisal"], [result("surprisal.premises", 4.0)])
+    assert [(r.check, r.value) for r in store.check_results(run, 0)] == [
+        ("ai_author", 0.1),
+        ("surprisal_x", 9.0),
+        ("surprisal.premises", 4.0),
+    ]
+    assert [r.value for r in store.check_results(run, 1)] == [3.0]
+
+
 def test_items_round_trip_per_table_and_resume_indices(store: Store) -> None:
     run = new_run(store)
     store.add_item(run, "forecast", 1, {"id": "q1", "prob": TRICKY[0], "text": "naïve \u2014 ✓"})

@@ -21,14 +21,15 @@ def check(
     store: Store | None = None,
     cameras_dir: str | Path | None = None,
 ) -> list[CheckResult]:
-    """Run checks on a prediction's samples; stored with its run when given a store."""
+    """Run checks on a prediction's samples; stored with its run when given a store, in place
+    of what the same checks found there before."""
     folder = Path(cameras_dir) if cameras_dir else None
     given = CheckInput(
         model, prediction.conditional, prediction.rendered, prediction.samples, folder
     )
     results = run_checks(names, given)
     if store is not None and prediction.run_id is not None:
-        store.add_check_results(prediction.run_id, 0, results)
+        store.replace_check_results(prediction.run_id, 0, names, results)
     return results
 
 

@@ -333,6 +333,22 @@ class Store:
                     ),
                 )
 
+    def replace_check_results(
+        self, run_id: str, cond_index: int, checks: Sequence[str], results: list[CheckResult]
+    ) -> None:
+        """Store what `checks` found for one conditional in place of what they found before (a
+        check named "surprisal" owns the rows "surprisal" and "surprisal.*"), in one commit: a
+        check run again replaces its rows instead of adding a second set."""
+        run_id = self.resolve_id(run_id)
+        with self._tx():
+            for name in checks:
+                self._q(
+                    "DELETE FROM check_results WHERE run_id = ? AND cond_index = ?"
+                    " AND (check_name = ? OR substr(check_name, 1, ?) = ?)",
+                    (run_id, cond_index, name, len(name) + 1, name + "."),
+                )
+            self.add_check_results(run_id, cond_index, results)
+
     def add_item(
         self,
         run_id: str,
