@@ -2,7 +2,10 @@
 
 A backend knows tokens and tensors, nothing of cameras or checks. Three methods cover every use:
 `score` (log-probabilities of given continuations), `sample` (continuations drawn from the model)
-and `next_token` (the top of the next-token distribution).
+and `next_token` (the top of the next-token distribution). `score_requests` takes a whole batch
+of (context, continuation) pairs at once, as lm-evaluation-harness's `loglikelihood` does, so a
+backend can order it for its hardware: `hf` groups it by context and reuses each context's KV
+cache across the batch; `openai` keeps many requests in flight for a batching server (vLLM).
 """
 
 from __future__ import annotations
@@ -71,6 +74,9 @@ def split_trailing_whitespace(context: str, continuation: str) -> tuple[str, str
     return stripped, context[len(stripped) :] + continuation
 
 
+ScoreRequest = tuple[str, str]  # (context, continuation)
+
+
 @runtime_checkable
 class PredictiveModel(Protocol):
     """A model of observations: maps a context to a distribution over what comes next."""
@@ -81,6 +87,10 @@ class PredictiveModel(Protocol):
         """Log P(continuation | context) for each continuation, with per-token detail."""
         ...
 
+    def score_requests(self, requests: Sequence[ScoreRequest]) -> list[Score]:
+        """Log P(continuation | context) for each (context, continuation) pair, in order."""
+        ...
+
     def sample(self, context: str, n: int, params: SamplingParams, start: int = 0) -> list[Sample]:
         """Samples with indices start..start+n-1; sample i depends only on (params.seed, i)."""
         ...
@@ -88,3 +98,14 @@ class PredictiveModel(Protocol):
     def next_token(self, context: str, top_k: int = 10) -> list[TokenProb]:
         """The top_k most probable next tokens after context."""
         ...
+
+
+class BatchedScoring:
+    """What every backend shares: `score` is a batch of requests under one context."""
+
+    def score(self, context: str, continuations: Sequence[str]) -> list[Score]:
+        """Log P(continuation | context) for each continuation, with per-token detail."""
+        return self.score_requests([(context, c) for c in continuations])
+
+    def score_requests(self, requests: Sequence[ScoreRequest]) -> list[Score]:
+        raise NotImplementedError

@@ -24,9 +24,11 @@ import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from condpred.model.base import (
+    BatchedScoring,
     Sample,
     SamplingParams,
     Score,
+    ScoreRequest,
     TokenProb,
     split_trailing_whitespace,
 )
@@ -62,7 +64,7 @@ def _cache_name(model: torch.nn.Module) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
-class HFModel:
+class HFModel(BatchedScoring):
     """A transformers model behind the `PredictiveModel` protocol."""
 
     def __init__(
@@ -174,8 +176,10 @@ class HFModel:
 
     # --- score --------------------------------------------------------------------------------
 
-    def score(self, context: str, continuations: Sequence[str]) -> list[Score]:
-        requests = [self._request(i, context, c) for i, c in enumerate(continuations)]
+    def score_requests(self, requests: Sequence[ScoreRequest]) -> list[Score]:
+        """Grouped by tokenised context: each context runs once and its KV cache serves every
+        continuation under it, wherever they stand in the batch."""
+        requests = [self._request(i, ctx, cont) for i, (ctx, cont) in enumerate(requests)]
         groups: dict[tuple[int, ...], list[_Request]] = {}
         for request in requests:
             groups.setdefault(request.context_ids, []).append(request)

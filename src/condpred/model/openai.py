@@ -26,11 +26,12 @@ How each method maps onto the API, and why:
 * `next_token` asks for one token with `logprobs: top_k`. The API names tokens by their text
   only, so `TokenProb.token_id` is -1 (and tokens with the same text merge into one entry).
 
-Requests run `concurrency` at a time (so vLLM can batch them); 5xx answers and dropped
-connections are retried `max_retries` times with exponential backoff, but a server that has
-never answered fails at once: that is a wrong URL far more often than a restart. Every failure
-users can fix (unreachable, unknown model, no prompt log-probs, HTTP 4xx) is an `InputError`
-naming the URL and what to check.
+Requests run `concurrency` at a time (64 by default, so a vLLM server has enough sequences
+in flight to batch; `score_requests` sends a whole batch of (context, continuation) pairs at
+once). 5xx answers and dropped connections are retried `max_retries` times with exponential
+backoff, but a server that has never answered fails at once: that is a wrong URL far more often
+than a restart. Every failure users can fix (unreachable, unknown model, no prompt log-probs,
+HTTP 4xx) is an `InputError` naming the URL and what to check.
 
 Known quirk handled here: llama-cpp-python's server (0.3.x), for a model that adds no BOS token
 (e.g. SmolLM2), reports each echoed token's log-prob from the *next* position's distribution
@@ -55,9 +56,11 @@ import httpx
 
 from condpred.errors import InputError
 from condpred.model.base import (
+    BatchedScoring,
     Sample,
     SamplingParams,
     Score,
+    ScoreRequest,
     TokenProb,
     split_trailing_whitespace,
 )
@@ -160,7 +163,7 @@ def trim_to_text(tokens: list[str], logprobs: list[float], text: str) -> tuple[l
     return tokens[:keep], logprobs[:keep]
 
 
-class OpenAIModel:
+class OpenAIModel(BatchedScoring):
     """A `PredictiveModel` served over HTTP by an OpenAI-compatible completions server."""
 
     def __init__(
@@ -172,7 +175,7 @@ class OpenAIModel:
         connect_timeout: float = 10.0,
         max_retries: int = 3,
         backoff: float = 0.5,
-        concurrency: int = 4,
+        concurrency: int = 64,
         api_key: str | None = None,
         shifted_echo: bool | None = None,
     ) -> None:
@@ -197,12 +200,13 @@ class OpenAIModel:
 
     # -- the protocol ------------------------------------------------------------------------
 
-    def score(self, context: str, continuations: Sequence[str]) -> list[Score]:
-        """Log P(continuation | context) from the server's echoed prompt log-probs."""
-        if not continuations:
+    def score_requests(self, requests: Sequence[ScoreRequest]) -> list[Score]:
+        """Log P(continuation | context) from the server's echoed prompt log-probs, one request
+        per pair, `concurrency` in flight."""
+        if not requests:
             return []
         self._prepare(scoring=True)
-        return self._map(lambda c: self._score_one(context, c), list(continuations))
+        return self._map(lambda r: self._score_one(*r), list(requests))
 
     def sample(self, context: str, n: int, params: SamplingParams, start: int = 0) -> list[Sample]:
         """Samples start..start+n-1, one request each, seeded by `sample_seed(seed, i)`."""
