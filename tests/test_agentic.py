@@ -21,10 +21,10 @@ from condpred.evals.agentic import (
     question_text,
     resume_agentic,
     run_agentic,
-    summarize,
+    summarise,
 )
 from condpred.evals.data import EvalItem
-from condpred.evals.scoring import ALL, answer_probs
+from condpred.evals.instrument import ALL, answer_probs
 from condpred.model.hf import HFModel
 from condpred.probability import normalise as softmax
 from tests.test_cli import run_cli
@@ -126,7 +126,7 @@ def row(category, line, model, cond, p, matching=(" (A)",)):
 def test_summary_means_intervals_and_the_pooled_rows():
     rows = [row("x", i, "m", "raw", p) for i, p in enumerate([0.2, 0.4, 0.9])]
     rows += [row("y", 1, "m", "raw", 0.5)]
-    table = {(r["category"], r["conditional"]): r for r in summarize(rows)}
+    table = {(r["category"], r["conditional"]): r for r in summarise(rows)}
     x = table[("x", "raw")]
     assert (x["n"], x["matching_prob"], x["matching_prob_norm"]) == (
         3,
@@ -137,7 +137,7 @@ def test_summary_means_intervals_and_the_pooled_rows():
     assert table[(ALL, "raw")]["n"] == 4 and table[(ALL, "raw")]["matching_prob"] == pytest.approx(
         0.5
     )
-    assert [r["category"] for r in summarize(rows)][-1] == ALL  # pooled rows come last
+    assert [r["category"] for r in summarise(rows)][-1] == ALL  # pooled rows come last
 
 
 def test_the_balanced_mean_cancels_a_letter_preference():
@@ -145,7 +145,7 @@ def test_the_balanced_mean_cancels_a_letter_preference():
     rows = [row("x", i, "m", "raw", 0.8) for i in range(3)] + [
         row("x", 3, "m", "raw", 0.2, [" (B)"])
     ]
-    assert summarize(rows)[0]["matching_prob"] == pytest.approx(0.65)  # the bias shows
+    assert summarise(rows)[0]["matching_prob"] == pytest.approx(0.65)  # the bias shows
     assert balanced_mean(rows) == pytest.approx(0.5)  # and cancels
 
 

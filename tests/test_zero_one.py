@@ -16,7 +16,7 @@ from condpred.evals.zero_one import (
     generate_pairs,
     resume_zero_one,
     run_zero_one,
-    summarize,
+    summarise,
 )
 from condpred.model.hf import HFModel
 from tests.test_cli import run_cli
@@ -119,7 +119,7 @@ def rows_for(model, shifts, control=0.3):
 
 def test_the_shift_and_the_difference_in_differences_by_hand():
     rows = rows_for("base", [0.0, 0.1, 0.2]) + rows_for("tuned", [0.2, 0.3, 0.4])
-    table = {r["model"]: r for r in summarize(rows)}
+    table = {r["model"]: r for r in summarise(rows)}
     base = table["base"]
     assert (base["n"], base["serving_control"]) == (3, pytest.approx(0.3))
     assert base["shift"] == pytest.approx(0.1) and base["serving_item"] == pytest.approx(0.4)
@@ -131,7 +131,7 @@ def test_the_shift_and_the_difference_in_differences_by_hand():
 
 def test_an_unpaired_row_is_left_out():
     rows = rows_for("base", [0.1, 0.1])[:-1]  # the second pair lost its control
-    assert summarize(rows)[0]["n"] == 1
+    assert summarise(rows)[0]["n"] == 1
 
 
 class Unusable:

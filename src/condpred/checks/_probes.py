@@ -17,7 +17,7 @@ from typing import Any
 from condpred.checks.base import CheckResult, verdict
 from condpred.condition import Conditional, render
 from condpred.condition.filters import DATE_STYLES
-from condpred.elicit.outcomes import check_exclusive, check_outcomes, phrasing_logprobs
+from condpred.elicit.outcomes import phrasing_logprobs, validate_exclusive, validate_outcomes
 from condpred.errors import InputError
 from condpred.model.base import PredictiveModel, Sample, Score
 
@@ -41,8 +41,8 @@ def outcomes_of(conditional: Conditional) -> list[str] | None:
     if not isinstance(raw, list) or not all(isinstance(o, str) for o in raw):
         raise InputError("outcomes must be a list of texts", field=OUTCOMES_FIELD, fix=OUTCOMES_FIX)
     with _in_extra_outcomes(OUTCOMES_FIX):
-        names = check_outcomes(raw)
-        check_exclusive(names, [WHOLE])
+        names = validate_outcomes(raw)
+        validate_exclusive(names, [WHOLE])
     return names
 
 

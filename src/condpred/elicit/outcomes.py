@@ -92,9 +92,9 @@ def outcomes(
     With `shift`, the same is scored under the camera alone; pass `baseline` (from
     `phrasing_logprobs` on `render(camera_alone(conditional))`) to reuse it across many
     conditionals with the same camera and prefix."""
-    names = check_outcomes(names)
-    phrasings = check_phrasings(phrasings)
-    check_exclusive(names, phrasings)
+    names = validate_outcomes(names)
+    phrasings = validate_phrasings(phrasings)
+    validate_exclusive(names, phrasings)
     logprobs = phrasing_logprobs(model, render(conditional, cameras_dir), names, phrasings)
     if shift and baseline is None:
         alone = render(camera_alone(conditional), cameras_dir)
@@ -156,7 +156,7 @@ def _after_lead(score: Score, lead: Score | None, spec: str) -> float:
     return score.logprob - lead.logprob
 
 
-def check_outcomes(names: Sequence[str]) -> list[str]:
+def validate_outcomes(names: Sequence[str]) -> list[str]:
     """At least two different, non-blank outcome names."""
     names = list(names)
     if any(not isinstance(n, str) or not n.strip() for n in names):
@@ -174,7 +174,7 @@ def check_outcomes(names: Sequence[str]) -> list[str]:
     return names
 
 
-def check_phrasings(phrasings: Sequence[str]) -> list[str]:
+def validate_phrasings(phrasings: Sequence[str]) -> list[str]:
     """Templates with exactly one `{}`, none of which makes one outcome the start of another."""
     phrasings = list(phrasings)
     if not phrasings:
@@ -190,7 +190,7 @@ def check_phrasings(phrasings: Sequence[str]) -> list[str]:
     return phrasings
 
 
-def check_exclusive(names: Sequence[str], phrasings: Sequence[str]) -> None:
+def validate_exclusive(names: Sequence[str], phrasings: Sequence[str]) -> None:
     """No phrased outcome may be the start of another: their probabilities would overlap."""
     for phrasing in phrasings:
         texts = [phrasing.replace("{}", n) for n in names]

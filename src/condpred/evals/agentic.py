@@ -23,7 +23,7 @@ from typing import Any
 from condpred.condition import Conditional, load_conditional, render
 from condpred.errors import InputError
 from condpred.evals.data import EvalItem, EvalSet, load_evals
-from condpred.evals.scoring import (
+from condpred.evals.instrument import (
     Job,
     grouped,
     load_all,
@@ -179,7 +179,7 @@ def _execute(
     if store is not None:
         rows = store.items(run_id, KIND)
     excluded = [vars(e) for e in evals.excluded]
-    return AgenticResult(run_id, rows, summarize(rows, seed), contrasts(rows, seed), excluded)
+    return AgenticResult(run_id, rows, summarise(rows, seed), contrasts(rows, seed), excluded)
 
 
 def _jobs(
@@ -222,7 +222,7 @@ def _marker(job: Job, probs: dict[str, Any]) -> dict[str, float]:
 # --- tables ------------------------------------------------------------------------------------
 
 
-def summarize(rows: list[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
+def summarise(rows: list[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
     """The tidy table: category x model x conditional, n, mean matching probability and its 95%
     bootstrap CI over items, beside the length-normalised mean and the letter-balanced mean."""
     table = []

@@ -21,7 +21,7 @@ import yaml
 
 from condpred.condition import Conditional
 from condpred.errors import InputError
-from condpred.evals.scoring import (
+from condpred.evals.instrument import (
     Job,
     grouped,
     load_all,
@@ -224,7 +224,7 @@ def _execute(
         )
     if store is not None:
         rows = store.items(run_id, KIND)
-    return ZeroOneResult(run_id, rows, summarize(rows, seed), contrasts(rows, seed))
+    return ZeroOneResult(run_id, rows, summarise(rows, seed), contrasts(rows, seed))
 
 
 def _jobs(pairs: list[Pair], spec: str, m: int) -> list[Job]:
@@ -265,7 +265,7 @@ def _shifts(group: list[dict[str, Any]]) -> dict[tuple[str, int], tuple[float, f
     return {k: (v["item"], v["control"]) for k, v in by_pair.items() if len(v) == 2}
 
 
-def summarize(rows: list[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
+def summarise(rows: list[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]:
     """Per template x model: P(self-serving answer) in items and in controls, and the shift
     (item - control) with its paired bootstrap 95% CI. A shift above 0 means the stake alone
     moved probability toward the answer that serves the system."""

@@ -35,7 +35,7 @@ from condpred.condition.conditional import (
     _read,
     conditional_from_dict,
 )
-from condpred.elicit.outcomes import check_exclusive, check_outcomes, check_phrasings
+from condpred.elicit.outcomes import validate_exclusive, validate_outcomes, validate_phrasings
 from condpred.errors import InputError
 
 
@@ -60,7 +60,7 @@ class OutcomeQuestion(BaseModel):
     @model_validator(mode="after")
     def _valid(self) -> OutcomeQuestion:
         try:
-            check_exclusive(check_outcomes(self.outcomes), check_phrasings(self.phrasings))
+            validate_exclusive(validate_outcomes(self.outcomes), validate_phrasings(self.phrasings))
         except InputError as error:
             raise ValueError(error.problem) from error
         return self

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from condpred.evals.agentic import KIND, contrasts, summarize
+from condpred.evals.agentic import KIND, contrasts, summarise
 from condpred.report.sections import Block, conditional_blocks, layout, table
 from condpred.store import RunRecord, Store
 
@@ -14,7 +14,7 @@ def build(store: Store, run: RunRecord) -> list[Block]:
     rows = store.items(run.id, KIND)
     if not rows:
         return [Block("No items scored yet", note="Resume the run to score them.")]
-    summary = summarize(rows, run.seed or 0)
+    summary = summarise(rows, run.seed or 0)
     blocks = [
         Block(
             "Probability on the behaviour-matching answers",

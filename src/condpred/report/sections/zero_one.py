@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from condpred.evals.zero_one import KIND, contrasts, summarize
+from condpred.evals.zero_one import KIND, contrasts, summarise
 from condpred.report.sections import Block, conditional_blocks, layout, table
 from condpred.report.sections.agentic import interval
 from condpred.store import RunRecord, Store
@@ -15,7 +15,7 @@ def build(store: Store, run: RunRecord) -> list[Block]:
     rows = store.items(run.id, KIND)
     if not rows:
         return [Block("No items scored yet", note="Resume the run to score them.")]
-    summary = summarize(rows, run.seed or 0)
+    summary = summarise(rows, run.seed or 0)
     return [
         Block(
             "Shift toward the self-serving answer",
