@@ -173,11 +173,11 @@ class Interrupting:
     def __init__(self, model: HFModel, calls: int) -> None:
         self.model, self.left, self.spec = model, calls, model.spec
 
-    def score(self, context, continuations):
+    def score_requests(self, requests):
         if self.left == 0:
             raise KeyboardInterrupt
         self.left -= 1
-        return self.model.score(context, continuations)
+        return self.model.score_requests(requests)
 
 
 def data_file(tmp_path: Path) -> Path:

@@ -139,3 +139,28 @@ def test_every_experiment_kind_exports_one_row_per_item(model, tmp_path, fmt):
             assert set(frame["run_kind"]) == {kind} and list(frame["index"]) == list(range(n))
             assert store.to_frame(run_id).shape == frame.shape
             assert {"forecast": "prob", "plan": "distributions"}[kind] in frame.columns
+
+
+def test_jobs_sent_in_batches_give_the_rows_of_one_at_a_time(tiny_model_dir, tmp_path):
+    """A backend with `concurrency` gets the jobs as batches of mixed contexts: same rows, same
+    order, each row committed."""
+    from condpred.evals.agentic import run_agentic
+    from tests.test_agentic import data_file
+
+    def load(concurrency):
+        def loader(spec):
+            model = HFModel.from_pretrained(tiny_model_dir, spec=spec, device="cpu")
+            if concurrency:
+                model.concurrency = concurrency
+            return model
+
+        return loader
+
+    data, args = data_file(tmp_path), (["m1"], ["raw", "ai"])
+    one_at_a_time = run_agentic(data, *args, load=load(None))
+    with Store(tmp_path / "runs.db") as store:
+        batched = run_agentic(data, *args, store=store, load=load(3))
+        assert len(store.items(batched.run_id, "agentic")) == len(one_at_a_time.rows) == 10
+    for a, b in zip(one_at_a_time.rows, batched.rows, strict=True):
+        assert (a["index"], a["options"]) == (b["index"], b["options"])
+        assert a["probs"] == pytest.approx(b["probs"], abs=1e-6)

@@ -18,7 +18,7 @@ import numpy as np
 
 from condpred.errors import InputError
 from condpred.experiments.runner import Recorder
-from condpred.model.base import PredictiveModel
+from condpred.model.base import PredictiveModel, Score
 from condpred.probability import normalise
 from condpred.stats import bootstrap_ci
 
@@ -26,7 +26,10 @@ from condpred.stats import bootstrap_ci
 def answer_probs(model: PredictiveModel, context: str, options: Sequence[str]) -> dict[str, Any]:
     """Log-likelihood of each answer after `context`, and its probability among the answers, both
     whole (`probs`) and per token (`probs_norm`). One `score` call: the context is run once."""
-    scores = model.score(context, list(options))
+    return _answer_probs(options, model.score(context, list(options)))
+
+
+def _answer_probs(options: Sequence[str], scores: Sequence[Score]) -> dict[str, Any]:
     logprobs = [s.logprob for s in scores]
     tokens = [max(len(s.tokens), 1) for s in scores]
     return {
@@ -56,17 +59,25 @@ def run_jobs(
     recorder: Recorder,
     table: str,
 ) -> list[dict[str, Any]]:
-    """Score every job not yet stored, each row committed as it exists (so `--resume` computes
-    only the rest); `derive(job, probs)` turns the answer probabilities into the row's measures.
-    Returns the new rows."""
+    """Score every job not yet stored; `derive(job, probs)` turns the answer probabilities into
+    the row's measures. Jobs go to the model as one batch of requests per `concurrency` jobs (an
+    `openai` backend keeps them all in flight; `hf`, which has no such attribute, takes one job at
+    a time), and each row is committed as soon as its batch is done (so `--resume` computes only
+    the rest). Returns the new rows."""
     by_index = {job.index: job for job in jobs}
 
-    def row(index: int) -> dict[str, Any]:
-        job = by_index[index]
-        probs = answer_probs(model, job.context, job.options)
-        return {"index": job.index, **job.meta, **probs, **derive(job, probs)}
+    def rows(indices: list[int]) -> list[dict[str, Any]]:
+        batch = [by_index[i] for i in indices]
+        scores = iter(model.score_requests([(j.context, o) for j in batch for o in j.options]))
+        computed = []
+        for job in batch:
+            probs = _answer_probs(job.options, [next(scores) for _ in job.options])
+            computed.append({"index": job.index, **job.meta, **probs, **derive(job, probs)})
+        return computed
 
-    return recorder.add_items(table, by_index, row, f"{table}: scoring with {model.spec}")
+    label = f"{table}: scoring with {model.spec}"
+    batch = getattr(model, "concurrency", 1)
+    return recorder.add_item_batches(table, by_index, rows, label, batch=batch)
 
 
 def score_models(

@@ -78,26 +78,43 @@ class Recorder:
         """Compute each index not yet in `table` and commit it, with its side records, in one
         transaction (so a resumed run computes only the rest), behind a progress bar. Returns
         the new rows."""
+        return self.add_item_batches(table, indices, lambda batch: map(compute, batch), label)
+
+    def add_item_batches(
+        self,
+        table: str,
+        indices: Iterable[int],
+        compute: Callable[[list[int]], Iterable[dict[str, Any] | Item]],
+        label: str,
+        batch: int = 1,
+    ) -> list[dict[str, Any]]:
+        """`add_items` for items computed `batch` at a time (one batch of model requests, so a
+        server has them all in flight); each item still commits on its own, as soon as its
+        batch is done."""
         done = self.store.item_indices(self.run_id, table) if self.store is not None else set()
         todo = [i for i in indices if i not in done]
         rows = []
         with progress_bar(len(todo), label) as advance:
-            for index in todo:
-                item = compute(index)
-                item = item if isinstance(item, Item) else Item(item)
-                if self.store is not None:
-                    self.store.add_item(
-                        self.run_id,
-                        table,
-                        index,
-                        item.row,
-                        conditional=item.conditional,
-                        samples=item.samples,
-                        check_results=item.check_results,
-                    )
-                rows.append(item.row)
-                advance(1)
+            for start in range(0, len(todo), max(1, batch)):
+                chunk = todo[start : start + max(1, batch)]
+                for index, item in zip(chunk, compute(chunk), strict=True):
+                    rows.append(self._commit(table, index, item))
+                advance(len(chunk))
         return rows
+
+    def _commit(self, table: str, index: int, item: dict[str, Any] | Item) -> dict[str, Any]:
+        item = item if isinstance(item, Item) else Item(item)
+        if self.store is not None:
+            self.store.add_item(
+                self.run_id,
+                table,
+                index,
+                item.row,
+                conditional=item.conditional,
+                samples=item.samples,
+                check_results=item.check_results,
+            )
+        return item.row
 
 
 def open_run(
