@@ -164,3 +164,29 @@ def test_jobs_sent_in_batches_give_the_rows_of_one_at_a_time(tiny_model_dir, tmp
     for a, b in zip(one_at_a_time.rows, batched.rows, strict=True):
         assert (a["index"], a["options"]) == (b["index"], b["options"])
         assert a["probs"] == pytest.approx(b["probs"], abs=1e-6)
+
+
+def test_a_new_kind_in_one_file_runs_resumes_and_exports(model, tmp_path, capsys, monkeypatch):
+    """examples/extending/date_sweep.py, the README's example kind: stored, interrupted,
+    finished by `condpred resume`, exported one row per item — with nothing added to condpred."""
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "examples" / "extending"))
+    from date_sweep import date_sweep
+
+    from condpred import Conditional
+
+    page = Conditional(camera="forecast-question", title="Will the treaty hold?", prefix="Answer:")
+    dates = ["2026-01-01", "2028-01-01", "2030-01-01"]
+    db = tmp_path / "runs.db"
+    with Store(db) as store:
+        whole = date_sweep(page, [" Yes", " No"], dates, model)
+        with pytest.raises(KeyboardInterrupt):
+            date_sweep(page, [" Yes", " No"], dates, InterruptAfter(model, calls=2), store=store)
+        run = store.list_runs(limit=1)[0]
+        assert run.kind == "date-sweep" and len(store.items(run.id, "date-sweep")) == 1
+    code, out, err = run_cli(capsys, "resume", run.id, "--db", str(db))
+    assert code == 0 and "done" in out, err
+    with Store(db) as store:
+        rows = store.items(run.id, "date-sweep")
+        assert store.export(run.id, tmp_path / "sweep.csv") == 3
+    for got, want in zip(rows, whole, strict=True):
+        assert got["probs"] == pytest.approx(want["probs"])

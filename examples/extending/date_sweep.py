@@ -1,0 +1,46 @@
+"""An experiment kind in one file: how P(outcomes) moves as the conditional's date moves.
+
+    import condpred as cp
+    from date_sweep import date_sweep
+    page = cp.load_conditional("examples/forecast-question.yaml")
+    rows = date_sweep(page, [" Yes", " No"], ["2026-01-01", "2030-01-01"], cp.load_model(),
+                      store=cp.Store())
+
+Stored as a run of kind "date-sweep": `condpred resume ID`, `runs export ID`, `report ID` work
+on it as on any kind (register the module under the `condpred.experiments` entry point group
+so that `condpred resume` finds it; importing it is enough in a notebook).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import condpred as cp
+from condpred.experiments.runner import ModelLoader, open_run, recording, reopen_run, resumable
+
+KIND = "date-sweep"
+
+
+def date_sweep(conditional, outcomes, dates, model, *, store=None):
+    params = {"conditional": conditional.to_yaml(), "outcomes": outcomes, "dates": dates}
+    run_id = open_run(store, KIND, model.spec, params, seed=None)
+    return _rows(run_id, params, model, store)
+
+
+@resumable(KIND)
+def resume_date_sweep(run_id: str, store: cp.Store, load: ModelLoader):
+    run = reopen_run(store, run_id, KIND)
+    return _rows(run.id, run.params, load(run.model_spec), store)
+
+
+def _rows(run_id, params, model, store):
+    conditional = cp.Conditional.from_yaml(params["conditional"])
+
+    def row(i: int) -> dict:
+        dated = conditional.with_(date=dt.date.fromisoformat(params["dates"][i]))
+        dist = cp.outcomes(dated, params["outcomes"], model)
+        return {"index": i, "date": params["dates"][i], "probs": list(dist.probs)}
+
+    with recording(store, run_id) as recorder:
+        rows = recorder.add_items(KIND, range(len(params["dates"])), row, "dates")
+    return store.items(run_id, KIND) if store else rows
