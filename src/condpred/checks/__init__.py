@@ -1,13 +1,23 @@
 """Checks on predictions, one module per risk, found by name: `get_check("ai_author")`.
 
-`run_checks` runs several on one prediction; `gate` keeps the samples whose checks all pass.
+A check spec may carry arguments for the check's constructor: `"ai_author:warn_above=0.4"`
+(values read as YAML scalars). `run_checks` runs several specs on one prediction and stamps each
+result with its spec (name, arguments, condpred version), which the store keeps beside it;
+`gate` keeps the samples whose checks all pass.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+import inspect
+import json
 import pkgutil
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import yaml
 
 from condpred.checks.base import VERDICT_ORDER, Check, CheckInput, CheckResult, Verdict
 from condpred.errors import InputError
@@ -20,19 +30,67 @@ def available_checks() -> list[str]:
     return sorted(n for n in names if n != "base" and not n.startswith("_"))
 
 
-def get_check(name: str) -> Check:
+def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
+    """'name:key=value:key=value' -> (name, {key: value}), values read as YAML scalars."""
+    name, *pairs = spec.strip().split(":")
+    args: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise InputError(
+                f"'{pair}' in the check spec '{spec}' is not key=value",
+                field="--checks",
+                fix="Write arguments as name:key=value, e.g. ai_author:warn_above=0.4",
+            )
+        args[key.strip()] = yaml.safe_load(value)
+    return name.strip(), args
+
+
+def get_check(spec: str) -> Check:
+    """The check a spec names, built with the spec's arguments (no arguments: its defaults)."""
+    name, args = parse_spec(spec)
     if name not in available_checks():
         raise InputError(
             f"unknown check '{name}'",
             field="--checks",
             fix=f"Use one or more of: {', '.join(available_checks())} (comma-separated)",
         )
-    return importlib.import_module(f"condpred.checks.{name}").CHECK
+    default = importlib.import_module(f"condpred.checks.{name}").CHECK
+    if not args:
+        return default
+    accepted = list(inspect.signature(type(default)).parameters)
+    unknown = sorted(set(args) - set(accepted))
+    if unknown:
+        raise InputError(
+            f"the check '{name}' takes no argument {', '.join(map(repr, unknown))}",
+            field="--checks",
+            fix=f"Its arguments are: {', '.join(accepted) or 'none'}",
+        )
+    try:
+        return type(default)(**args)
+    except InputError as error:
+        raise InputError(f"'{spec}': {error.problem}", field="--checks", fix=error.fix) from error
+    except (TypeError, ValueError) as error:
+        raise InputError(f"'{spec}': {error}", field="--checks") from error
 
 
-def run_checks(names: Sequence[str], given: CheckInput) -> list[CheckResult]:
-    checks = [get_check(name) for name in names]  # every name is validated before any work
-    return [result for check in checks for result in check.run(given)]
+def spec_record(spec: str) -> str:
+    """What is stored beside a check's results: its name, arguments and condpred's version."""
+    name, args = parse_spec(spec)
+    try:
+        release = version("condpred")
+    except PackageNotFoundError:
+        release = "unknown"
+    return json.dumps({"check": name, "args": args, "condpred": release}, sort_keys=True)
+
+
+def run_checks(specs: Sequence[str], given: CheckInput) -> list[CheckResult]:
+    checks = [(get_check(spec), spec_record(spec)) for spec in specs]  # all validated first
+    return [
+        dataclasses.replace(result, spec=record)
+        for check, record in checks
+        for result in check.run(given)
+    ]
 
 
 def gate(
@@ -59,5 +117,6 @@ __all__ = [
     "available_checks",
     "gate",
     "get_check",
+    "parse_spec",
     "run_checks",
 ]

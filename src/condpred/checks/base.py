@@ -31,6 +31,7 @@ class CheckResult:
     evidence: dict[str, Any] = field(default_factory=dict)  # JSON-able: probes, log-probs
     sample_index: int | None = None
     message: str = ""  # one line a researcher reads in the terminal summary
+    spec: str | None = None  # JSON: the check's name, arguments and condpred version
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,8 @@ ChecksOpt = Annotated[
     str,
     typer.Option(
         "--checks",
-        help=f"Comma-separated checks to run on every sample, or 'none'. "
-        f"Default: {','.join(DEFAULT_CHECKS)}.",
+        help=f"Comma-separated checks to run on every sample, or 'none'; arguments after the "
+        f"name, e.g. ai_author:warn_above=0.4. Default: {','.join(DEFAULT_CHECKS)}.",
     ),
 ]
 

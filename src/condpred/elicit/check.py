@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from condpred.checks import CheckInput, CheckResult, gate, run_checks
+from condpred.checks import CheckInput, CheckResult, gate, parse_spec, run_checks
 from condpred.elicit.predict import Prediction
 from condpred.model.base import PredictiveModel
 from condpred.store import Store
@@ -21,15 +21,17 @@ def check(
     store: Store | None = None,
     cameras_dir: str | Path | None = None,
 ) -> list[CheckResult]:
-    """Run checks on a prediction's samples; stored with its run when given a store, in place
-    of what the same checks found there before."""
+    """Run checks (names or specs with arguments, e.g. "ai_author:warn_above=0.4") on a
+    prediction's samples; stored with its run when given a store, in place of what the same
+    checks found there before."""
     folder = Path(cameras_dir) if cameras_dir else None
     given = CheckInput(
         model, prediction.conditional, prediction.rendered, prediction.samples, folder
     )
     results = run_checks(names, given)
     if store is not None and prediction.run_id is not None:
-        store.replace_check_results(prediction.run_id, 0, names, results)
+        checks = [parse_spec(spec)[0] for spec in names]
+        store.replace_check_results(prediction.run_id, 0, checks, results)
     return results
 
 

@@ -318,7 +318,9 @@ class Store:
             for r in results:
                 self._insert(
                     f"check {r.check} of run {run_id}",
-                    "INSERT INTO check_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO check_results (run_id, cond_index, sample_index, check_name,"
+                    " value, threshold, verdict, evidence, message, created_at, spec)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         run_id,
                         cond_index,
@@ -330,6 +332,7 @@ class Store:
                         json.dumps(r.evidence, ensure_ascii=False, default=str),
                         r.message,
                         _now(),
+                        r.spec,
                     ),
                 )
 
@@ -524,6 +527,7 @@ class Store:
                 evidence=json.loads(r["evidence"]),
                 sample_index=r["sample_index"],
                 message=r["message"],
+                spec=r["spec"],
             )
             for r in rows
         ]

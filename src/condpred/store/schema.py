@@ -90,4 +90,8 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, table_name, item_index)
     );
     """,
+    # 4: the spec a check ran with (name, arguments, condpred version) beside each of its results.
+    """
+    ALTER TABLE check_results ADD COLUMN spec TEXT;
+    """,
 ]
