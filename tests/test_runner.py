@@ -19,6 +19,7 @@ from condpred.experiments.runner import RESUMERS, resume
 from condpred.forecasting import forecast
 from condpred.model.hf import HFModel
 from condpred.planning import plan
+from condpred.report.html import write_report
 from tests.test_cli import run_cli
 from tests.test_forecast import InterruptAfter, question, write_questions
 from tests.test_plan import PLAN_SET, write
@@ -188,5 +189,9 @@ def test_a_new_kind_in_one_file_runs_resumes_and_exports(model, tmp_path, capsys
     with Store(db) as store:
         rows = store.items(run.id, "date-sweep")
         assert store.export(run.id, tmp_path / "sweep.csv") == 3
+        page_html = write_report(store, run.id, tmp_path / "sweep.html").read_text()
+    assert "Items (3)" in page_html and "2030-01-01" in page_html.split("Items (3)")[1]
+    code, out, _ = run_cli(capsys, "runs", "show", run.id, "--db", str(db))
+    assert code == 0 and "items (3)" in out and "2028-01-01" in out
     for got, want in zip(rows, whole, strict=True):
         assert got["probs"] == pytest.approx(want["probs"])

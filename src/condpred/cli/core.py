@@ -277,7 +277,7 @@ def runs_list(
 
 @runs_app.command("show")
 def runs_show(run_id: str, db: DbOpt = None, as_json: JsonOpt = False) -> None:
-    """One run: its parameters, conditional, and samples or scores."""
+    """One run: its parameters, conditionals, and samples, scores or experiment items."""
     with Store(db) as store:
         run = store.get_run(run_id)
         if as_json:
@@ -285,7 +285,14 @@ def runs_show(run_id: str, db: DbOpt = None, as_json: JsonOpt = False) -> None:
                 json.dumps({"run": asdict(run), "rows": store.rows(run.id)}, default=str)
             )
             return
-        show.run(out, run, store.conditionals(run.id), store.samples(run.id), store.scores(run.id))
+        show.run(
+            out,
+            run,
+            store.conditionals(run.id),
+            store.samples(run.id),
+            store.scores(run.id),
+            store.item_rows(run.id),
+        )
 
 
 @runs_app.command("export")

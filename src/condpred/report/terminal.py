@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from rich.console import Console, Group
 from rich.markup import escape
 from rich.panel import Panel
@@ -80,6 +83,7 @@ def run(
     conditionals: list[ConditionalRecord],
     samples: list[Sample],
     results: list[Score],
+    items: Sequence[dict[str, Any]] = (),
 ) -> None:
     facts = Table(box=None, show_header=False)
     for key in (
@@ -103,6 +107,17 @@ def run(
         console.print(_sample_panel(sample, ""))
     if results:
         scores(console, None, results)
+    if items:
+        columns = list(dict.fromkeys(key for row in items for key in row))
+        table = Table(*columns, title=f"items ({len(items)})", box=None)
+        for row in items:
+            table.add_row(*(escape(_short(row.get(c))) for c in columns))
+        console.print(table)
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = "" if value is None else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 VERDICT_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red"}

@@ -560,18 +560,23 @@ class Store:
         run_id = self.resolve_id(run_id)
         return bool(self._q("SELECT 1 FROM items WHERE run_id = ? LIMIT 1", (run_id,)))
 
+    def item_rows(self, run_id: str) -> list[dict[str, Any]]:
+        """Every experiment item of a run as a flat row (`table`, then its fields; nested values
+        as JSON text), by table and index: what export, reports and `runs show` list."""
+        run_id = self.resolve_id(run_id)
+        stored = self._q(
+            "SELECT table_name, data FROM items WHERE run_id = ? ORDER BY table_name, item_index",
+            (run_id,),
+        )
+        return [export.item_row({}, r[0], json.loads(r[1])) for r in stored]
+
     def rows(self, run_id: str) -> list[dict[str, Any]]:
         """The run as flat rows: one per experiment item when it has items, else one per sample,
         then per score (see export.COLUMNS), each with the run's metadata."""
         run = self.get_run(run_id)
         meta = self._meta(run)
         if self.has_items(run.id):
-            stored = self._q(
-                "SELECT table_name, data FROM items WHERE run_id = ? ORDER BY table_name, "
-                "item_index",
-                (run.id,),
-            )
-            return [export.item_row(meta, r[0], json.loads(r[1])) for r in stored]
+            return [{**meta, **row} for row in self.item_rows(run.id)]
         conds = {c.index: c for c in self.conditionals(run.id)}
         items = [
             (c, "sample", s.index, s.text, s.logprob, s.tokens, s.token_logprobs,
