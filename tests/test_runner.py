@@ -14,7 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from condpred import Store
+from condpred import InputError, Store
 from condpred.experiments.runner import RESUMERS, resume
 from condpred.forecasting import forecast
 from condpred.model.hf import HFModel
@@ -106,7 +106,7 @@ def test_resume_finishes_a_run_of_any_kind_and_refuses_what_it_cannot(model, tmp
         assert loaded == [model.spec] and store.get_run(broken.id).status == "done"
         assert [r["prob"] for r in resumed.rows] == pytest.approx([r["prob"] for r in whole.rows])
         score_run = store.create_run("score", model.spec, {}, None)
-        with pytest.raises(Exception, match="'score' run, which cannot be resumed"):
+        with pytest.raises(InputError, match="'score' run, which cannot be resumed"):
             resume(score_run, store, lambda spec: model)
     assert set(RESUMERS) >= {"predict", "forecast", "plan", "agentic", "zero-one"}
 
@@ -170,7 +170,11 @@ def test_jobs_sent_in_batches_give_the_rows_of_one_at_a_time(tiny_model_dir, tmp
 def test_a_new_kind_in_one_file_runs_resumes_and_exports(model, tmp_path, capsys, monkeypatch):
     """examples/extending/date_sweep.py, the README's example kind: stored, interrupted,
     finished by `condpred resume`, exported one row per item — with nothing added to condpred."""
-    monkeypatch.syspath_prepend(str(Path(__file__).parents[1] / "examples" / "extending"))
+    from condpred.experiments import runner
+
+    folder = Path(__file__).parents[1] / "examples" / "extending"
+    monkeypatch.setattr(runner, "RESUMERS", dict(runner.RESUMERS))  # the kind is this test's
+    monkeypatch.syspath_prepend(str(folder))
     from date_sweep import date_sweep
 
     from condpred import Conditional
@@ -184,8 +188,16 @@ def test_a_new_kind_in_one_file_runs_resumes_and_exports(model, tmp_path, capsys
             date_sweep(page, [" Yes", " No"], dates, InterruptAfter(model, calls=2), store=store)
         run = store.list_runs(limit=1)[0]
         assert run.kind == "date-sweep" and len(store.items(run.id, "date-sweep")) == 1
+    # A fresh process has not imported the kind (no entry point names it): a clear refusal.
+    fresh = subprocess.run(
+        [sys.executable, "-m", "condpred", "resume", run.id, "--db", str(db)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert fresh.returncode == 2 and "'date-sweep' run, which cannot be resumed" in fresh.stderr
     code, out, err = run_cli(capsys, "resume", run.id, "--db", str(db))
     assert code == 0 and "done" in out, err
+    code, out, _ = run_cli(capsys, "resume", run.id, "--db", str(db))
+    assert code == 0 and "already done: nothing to resume" in out
     with Store(db) as store:
         rows = store.items(run.id, "date-sweep")
         assert store.export(run.id, tmp_path / "sweep.csv") == 3
@@ -195,3 +207,17 @@ def test_a_new_kind_in_one_file_runs_resumes_and_exports(model, tmp_path, capsys
     assert code == 0 and "items (3)" in out and "2028-01-01" in out
     for got, want in zip(rows, whole, strict=True):
         assert got["probs"] == pytest.approx(want["probs"])
+
+
+def test_a_plan_half_written_by_an_older_condpred_resumes(model, tmp_path):
+    """Before items committed whole, a plan's conditional and samples could be stored without
+    its row; resuming such a run recomputes the plan in place of those records."""
+    with Store(tmp_path / "runs.db") as store:
+        plans = write(tmp_path / "p.yaml", PLAN_SET)
+        done = plan(plans, model, samples=1, max_tokens=3, store=store)
+        store._q("DELETE FROM items WHERE run_id = ? AND item_index = 1", (done.run_id,))
+        store._q("UPDATE runs SET status = 'interrupted' WHERE id = ?", (done.run_id,))
+        resumed = resume(done.run_id, store, lambda spec: model)
+        assert store.get_run(done.run_id).status == "done" and len(resumed.rows) == 2
+        assert len(store.samples(done.run_id)) == 2 and len(store.check_results(done.run_id)) == 6
+    assert resumed.rows[1]["samples"] == done.rows[1]["samples"]

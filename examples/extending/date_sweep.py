@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 
 import condpred as cp
-from condpred.experiments.runner import ModelLoader, open_run, recording, reopen_run, resumable
+from condpred.experiments.runner import ModelLoader, expect_kind, open_run, recording, resumable
 
 KIND = "date-sweep"
 
@@ -29,8 +29,10 @@ def date_sweep(conditional, outcomes, dates, model, *, store=None):
 
 @resumable(KIND)
 def resume_date_sweep(run_id: str, store: cp.Store, load: ModelLoader):
-    run = reopen_run(store, run_id, KIND)
-    return _rows(run.id, run.params, load(run.model_spec), store)
+    run = expect_kind(store.get_run(run_id), KIND)
+    model = load(run.model_spec)
+    store.reopen_run(run.id)
+    return _rows(run.id, run.params, model, store)
 
 
 def _rows(run_id, params, model, store):

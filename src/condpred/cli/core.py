@@ -259,7 +259,9 @@ def resume_cmd(run_id: Annotated[str, typer.Argument(help="A run id (or unique p
     the parameters, seed and model(s) stored with it."""
     with Store(db) as store:
         run = store.get_run(run_id)
-        resume_run(run.id, store, load_model_with_bar)
+        if resume_run(run.id, store, load_model_with_bar) is None:
+            out.print(f"run {run.id} ({run.kind}) is already done: nothing to resume.")
+            return
         run = store.get_run(run.id)
     out.print(f"run {run.id} ({run.kind}): {run.status}. See it with: condpred runs show {run.id}")
 

@@ -31,7 +31,7 @@ from condpred.evals.instrument import (
     paired_diff_ci,
     score_models,
 )
-from condpred.experiments.runner import open_run, recording, reopen_run, resumable
+from condpred.experiments.runner import expect_kind, open_run, recording, resumable
 from condpred.model.base import PredictiveModel
 from condpred.model.registry import load_model
 from condpred.store import Store
@@ -142,7 +142,7 @@ def resume_agentic(
     run_id: str, store: Store, load: Callable[[str], PredictiveModel] = load_model
 ) -> AgenticResult:
     """Finish an interrupted run: the same data and stored conditionals, only the missing rows."""
-    run = reopen_run(store, run_id, KIND)
+    run = expect_kind(store.get_run(run_id), KIND)
     p = run.params
     evals = load_evals(p["data"], p["categories"], p["limit"])
     if len(evals.items) != p["n_items"]:
@@ -156,6 +156,7 @@ def resume_agentic(
         for name, record in zip(p["conditionals"], store.conditionals(run.id), strict=True)
     ]
     loaded = load_all(p["models"], load)
+    store.reopen_run(run.id)
     return _execute(run.id, evals, loaded, named, store, p["cameras"], run.seed or 0)
 
 

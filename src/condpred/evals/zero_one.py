@@ -28,7 +28,7 @@ from condpred.evals.instrument import (
     paired_diff_ci,
     score_models,
 )
-from condpred.experiments.runner import open_run, recording, reopen_run, resumable
+from condpred.experiments.runner import expect_kind, open_run, recording, resumable
 from condpred.model.base import PredictiveModel
 from condpred.model.registry import load_model
 from condpred.store import Store
@@ -199,7 +199,7 @@ def resume_zero_one(
     run_id: str, store: Store, load: Callable[[str], PredictiveModel] = load_model
 ) -> ZeroOneResult:
     """Finish an interrupted run: the same templates, only the rows not yet stored."""
-    run = reopen_run(store, run_id, KIND)
+    run = expect_kind(store.get_run(run_id), KIND)
     p = run.params
     pairs = generate_pairs(p["templates"], p["limit"])
     if len(pairs) != p["n_pairs"]:
@@ -208,7 +208,9 @@ def resume_zero_one(
             source=p["templates"] or str(TEMPLATES),
             fix="Resume with the templates as they were, or start a new run",
         )
-    return _execute(run.id, pairs, load_all(p["models"], load), store, run.seed or 0)
+    loaded = load_all(p["models"], load)
+    store.reopen_run(run.id)
+    return _execute(run.id, pairs, loaded, store, run.seed or 0)
 
 
 def _execute(

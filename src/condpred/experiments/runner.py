@@ -135,15 +135,10 @@ def open_run(
     return run_id
 
 
-def reopen_run(store: Store, run_id: str, kind: str) -> RunRecord:
-    """The run to resume, marked running again; a run of another kind is refused."""
-    run = expect_kind(store.get_run(run_id), kind)
-    store.reopen_run(run.id)
-    return store.get_run(run.id)
-
-
 def expect_kind(run: RunRecord, kind: str) -> RunRecord:
-    """The run itself, when it is of `kind`: checked before any model is loaded."""
+    """The run itself, when it is of `kind`: checked before any model is loaded. A resume then
+    loads what it needs and marks the run running (`store.reopen_run`) only when it starts work,
+    so a resume that fails to start leaves the run as it was."""
     if run.kind != kind:
         raise InputError(
             f"run {run.id} is a '{run.kind}' run, not '{kind}'",
@@ -184,7 +179,8 @@ def resumable(kind: str) -> Callable[[Resume], Resume]:
 
 def resume(run_id: str, store: Store, load: ModelLoader | None = None) -> Any:
     """Finish a run of any kind: only its missing items are computed, with the parameters,
-    seed and models stored with it. Returns what the kind's own run function returns."""
+    seed and models stored with it. Returns what the kind's own run function returns, or None
+    for a run that is already done (it is left as it is)."""
     from condpred.model.registry import load_model
 
     _load_kinds()
@@ -195,6 +191,8 @@ def resume(run_id: str, store: Store, load: ModelLoader | None = None) -> Any:
             source=str(store.path),
             fix=f"Resumable kinds: {', '.join(sorted(RESUMERS))}",
         )
+    if run.status == "done":
+        return None
     return RESUMERS[run.kind](run.id, store, load or load_model)
 
 

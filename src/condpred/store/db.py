@@ -370,6 +370,10 @@ class Store:
         run_id = self.resolve_id(run_id)
         with self._tx():
             if conditional is not None:
+                # Side records an older condpred committed before the item row: recomputed now.
+                self._q(
+                    "DELETE FROM conditionals WHERE run_id = ? AND cond_index = ?", (run_id, index)
+                )
                 self.add_conditional(run_id, index, *conditional)
             for sample in samples:
                 self.add_sample(run_id, index, sample)
