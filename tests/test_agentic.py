@@ -26,7 +26,7 @@ from condpred.evals.agentic import (
 from condpred.evals.data import EvalItem
 from condpred.evals.instrument import ALL, answer_probs
 from condpred.model.hf import HFModel
-from condpred.probability import normalise as softmax
+from condpred.probability import normalise
 from tests.test_cli import run_cli
 from tests.test_evals_data import RISK, THREE, TWO, needs_shared, write_jsonl
 
@@ -63,8 +63,8 @@ def test_answer_probabilities_equal_a_direct_forward_pass(tiny):
 
 
 def test_softmax_is_stable_and_exact():
-    assert softmax([math.log(1), math.log(3)]) == pytest.approx([0.25, 0.75])
-    assert softmax([-1000.0, -1000.0 + math.log(3)]) == pytest.approx([0.25, 0.75])
+    assert normalise([math.log(1), math.log(3)]) == pytest.approx([0.25, 0.75])
+    assert normalise([-1000.0, -1000.0 + math.log(3)]) == pytest.approx([0.25, 0.75])
 
 
 # --- conditionals -------------------------------------------------------------------------------

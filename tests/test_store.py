@@ -512,3 +512,18 @@ def test_sigkill_loses_nothing_reported(tmp_path: Path) -> None:
             s.finish_run(run, "interrupted")
     with Store(path) as s:
         assert [r.status for r in s.list_runs()] == ["interrupted"] * len(rounds)
+
+
+def test_item_rows_export_every_column_and_refuse_mixed_types(store: Store, tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    run = new_run(store, kind="forecast")
+    store.add_item(run, "questions", 0, {"a": None})
+    store.add_item(run, "questions", 1, {"b": 1, "nested": {"x": [1, 2]}})
+    assert store.export(run, tmp_path / "items.parquet") == 2
+    frame = pd.read_parquet(tmp_path / "items.parquet")
+    assert {"a", "b", "nested", "table", "run_id"} <= set(frame.columns)  # b is not in row 0
+    assert frame["nested"].tolist()[1] == '{"x": [1, 2]}'
+    store.add_item(run, "questions", 2, {"b": "text"})
+    with pytest.raises(InputError, match="one type per column") as caught:
+        store.export(run, tmp_path / "mixed.parquet")
+    assert "jsonl" in caught.value.fix

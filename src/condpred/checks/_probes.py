@@ -42,6 +42,7 @@ def outcomes_of(conditional: Conditional) -> list[str] | None:
         raise InputError("outcomes must be a list of texts", field=OUTCOMES_FIELD, fix=OUTCOMES_FIX)
     with _in_extra_outcomes(OUTCOMES_FIX):
         names = validate_outcomes(raw)
+    with _in_extra_outcomes():  # its own fix: "end each outcome so that none starts another"
         validate_exclusive(names, [WHOLE])
     return names
 

@@ -394,8 +394,8 @@ def _describe(error: dict[str, Any]) -> str:
     message = (
         str(error["msg"]).removeprefix("Value error, ").replace("Input should be", "should be")
     )
-    if not error["loc"] or value in message:
-        return message
+    if not error["loc"] or (isinstance(error.get("input"), str) and value in message):
+        return message  # the message already quotes the text it refuses
     return f"{message} (got {value})"
 
 

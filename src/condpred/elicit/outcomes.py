@@ -196,10 +196,13 @@ def validate_exclusive(names: Sequence[str], phrasings: Sequence[str]) -> None:
         texts = [phrasing.replace("{}", n) for n in names]
         for a, b in itertools.permutations(texts, 2):
             if b.startswith(a):
+                where = "" if phrasing == "{}" else f"in the phrasing {phrasing!r} "
                 raise InputError(
-                    f"in the phrasing {phrasing!r} the outcome text {a!r} is the start of {b!r}, "
+                    f"{where}the outcome text {a!r} is the start of {b!r}, "
                     "so their probabilities overlap",
                     field="outcomes",
-                    fix="End each phrasing after the outcome (e.g. 'Answer: {}.'), or name "
+                    fix="Write what ends each outcome, e.g. ' 5%' and ' 50%'"
+                    if phrasing == "{}"
+                    else "End each phrasing after the outcome (e.g. 'Answer: {}.'), or name "
                     "outcomes that do not start one another",
                 )

@@ -26,10 +26,19 @@ def cache_root() -> Path:
     return Path(root)
 
 
+# Bumped whenever conversion changes what it writes (2: the tokenizer follows add_bos_token).
+CONVERSION = 2
+
+
 def _fingerprint(path: Path) -> str:
-    """Cheap identity of a GGUF file: path, size and modification time."""
+    """Cheap identity of a conversion: the GGUF's path, size and modification time, the
+    conversion's version, and transformers' major.minor (releases before 5.18 dequantised
+    gemma-3 into a different model, so a copy made by another transformers is not reused)."""
+    import transformers
+
     stat = path.stat()
-    key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    release = ".".join(transformers.__version__.split(".")[:2])
+    key = f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{CONVERSION}:{release}"
     return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
@@ -45,7 +54,7 @@ def _lock(path: Path):
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def converted_dir(gguf_path: str | Path, name: str | None = None, key: str | None = None) -> Path:
+def converted_dir(gguf_path: str | Path, name: str | None = None) -> Path:
     """The safetensors copy of a GGUF file, converting it first if it is not cached yet."""
     gguf_path = Path(gguf_path)
     if not gguf_path.is_file():
@@ -55,7 +64,7 @@ def converted_dir(gguf_path: str | Path, name: str | None = None, key: str | Non
             fix="Pass gguf:PATH with the path of an existing .gguf file.",
         )
     name = name or gguf_path.stem
-    target = cache_root() / "models" / f"{name}-{key or _fingerprint(gguf_path)}"
+    target = cache_root() / "models" / f"{name}-{_fingerprint(gguf_path)}"
     if (target / "config.json").exists():
         return target
     with _lock(target.parent / f"{target.name}.lock"):

@@ -22,16 +22,9 @@ MAX_POSITIONS = 512
 
 
 def decoder_of(model: torch.nn.Module) -> torch.nn.Module:
-    """The transformer under the LM head, which returns hidden states. `base_model` finds it on
-    transformers 5; on 4.x some classes (Gemma-3) name their prefix after an attribute they lack,
-    and `base_model` is then the whole causal LM."""
-    base = model.base_model
-    if base is not model:
-        return base
-    inner = next((getattr(model, n) for n in ("model", "transformer") if hasattr(model, n)), None)
-    if inner is None:
-        raise TypeError(f"cannot find the transformer inside {type(model).__name__}")
-    return inner
+    """The transformer under the LM head, which returns hidden states (`base_model`); a model
+    whose `base_model` is itself has no separate decoder, and gets no sliced head."""
+    return model.base_model
 
 
 class OutputHead:
@@ -49,7 +42,7 @@ class OutputHead:
         than list them, this checks the identity on a short input and returns None when it does
         not hold, so callers fall back to the model's own logits."""
         projection = model.get_output_embeddings()
-        if not isinstance(projection, torch.nn.Linear):
+        if not isinstance(projection, torch.nn.Linear) or decoder_of(model) is model:
             return None
         head = cls(projection.weight, projection.bias)
         device = projection.weight.device

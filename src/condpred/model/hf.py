@@ -23,6 +23,7 @@ import torch
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
+from condpred.errors import InputError
 from condpred.model.base import (
     BatchedScoring,
     Sample,
@@ -135,6 +136,13 @@ class HFModel(BatchedScoring):
         if context:
             return self.start_ids + tuple(self.encode(context))
         bos, eos = self.tokenizer.bos_token_id, self.tokenizer.eos_token_id
+        if not self.start_ids and bos is None and eos is None:
+            raise InputError(
+                f"{self.spec}'s tokenizer has neither a BOS nor an EOS token, so an empty "
+                "context has nothing to start from",
+                source="--model",
+                fix="Give a non-empty context (e.g. a newline)",
+            )
         return self.start_ids or (bos if bos is not None else eos,)
 
     def _request(self, index: int, context: str, continuation: str) -> _Request:

@@ -171,7 +171,7 @@ class OpenAIModel(BatchedScoring):
         base_url: str,
         model: str,
         *,
-        timeout: float = 300.0,
+        timeout: float = 600.0,
         connect_timeout: float = 10.0,
         max_retries: int = 3,
         backoff: float = 0.5,
@@ -321,12 +321,14 @@ class OpenAIModel(BatchedScoring):
 
     def _tokenize(self, text: str) -> list[int]:
         """Token ids from llama-cpp-python's `/extras/tokenize`, cached (boundedly) per text."""
-        if len(self._tokenized) > 256:
-            self._tokenized.clear()
-        if text not in self._tokenized:
+        ids = self._tokenized.get(text)
+        if ids is None:  # one local value: other threads may clear the cache meanwhile
             data = self._request("POST", "/extras/tokenize", {"input": text})
-            self._tokenized[text] = list(data.get("tokens") or [])
-        return self._tokenized[text]
+            ids = list(data.get("tokens") or [])
+            if len(self._tokenized) > 256:
+                self._tokenized.clear()
+            self._tokenized[text] = ids
+        return ids
 
     def _probe_shift(self) -> bool:
         """True when echoed log-probs come one position late (see the module docstring): the

@@ -59,11 +59,14 @@ def write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> int:
 
 def item_row(meta: dict[str, Any], table: str, data: dict[str, Any]) -> dict[str, Any]:
     """One experiment item as a flat row: nested lists and mappings become JSON text."""
-    flat = {
+    return {**meta, "table": table, **_flat(data)}
+
+
+def _flat(row: dict[str, Any]) -> dict[str, Any]:
+    return {
         key: json.dumps(value, ensure_ascii=False) if isinstance(value, dict | list) else value
-        for key, value in data.items()
+        for key, value in row.items()
     }
-    return {**meta, "table": table, **flat}
 
 
 def write_csv(rows: list[dict[str, Any]], path: Path) -> int:
@@ -72,16 +75,13 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> int:
     with path.open("w", encoding="utf-8", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns)
         writer.writeheader()
-        writer.writerows(
-            {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in row.items()}
-            for row in rows
-        )
+        writer.writerows(_flat(row) for row in rows)
     return len(rows)
 
 
 def write_parquet(rows: list[dict[str, Any]], path: Path, *, items: bool = False) -> int:
-    """A Parquet file: the fixed Arrow schema of `COLUMNS`, or for item rows the columns the
-    rows have (types inferred by Arrow)."""
+    """A Parquet file: the fixed Arrow schema of `COLUMNS`, or for item rows every column any
+    row has (types inferred by Arrow over all rows; a column mixing types is an InputError)."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -95,8 +95,20 @@ def write_parquet(rows: list[dict[str, Any]], path: Path, *, items: bool = False
         "strings": pa.list_(pa.string()),
         "floats": pa.list_(pa.float64()),
     }
-    schema = None if items else pa.schema([(n, types[k]) for n, k in COLUMNS.items()])
-    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    if not items:
+        schema = pa.schema([(n, types[k]) for n, k in COLUMNS.items()])
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+        return len(rows)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    try:
+        table = pa.table({c: pa.array([row.get(c) for row in rows]) for c in columns})
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as error:
+        raise InputError(
+            f"these rows do not fit Parquet's one type per column ({error})",
+            source=str(path),
+            fix="Export as jsonl or csv (--format jsonl)",
+        ) from None
+    pq.write_table(table, path)
     return len(rows)
 
 
