@@ -14,7 +14,6 @@ from pathlib import Path
 
 from condpred.condition import Conditional, render
 from condpred.experiments.runner import (
-    ModelLoader,
     Recorder,
     expect_kind,
     open_run,
@@ -60,6 +59,7 @@ def predict(
     return Prediction(run_id, model.spec, conditional, rendered, samples)
 
 
+@resumable("predict", one_model=True)
 def resume(run_id: str, store: Store, model: PredictiveModel | None = None) -> Prediction:
     """Finish an interrupted predict run: draw only the samples it does not have yet."""
     from condpred.model.registry import load_model
@@ -73,11 +73,6 @@ def resume(run_id: str, store: Store, model: PredictiveModel | None = None) -> P
     with recording(store, store.reopen_run(run.id)) as recorder:
         _sample_missing(model, record.rendered, run.params["n"], params, done, recorder)
     return stored_prediction(store, run.id)
-
-
-@resumable("predict")
-def _resume_any(run_id: str, store: Store, load: ModelLoader) -> Prediction:
-    return resume(run_id, store, load(store.get_run(run_id).model_spec))
 
 
 def stored_prediction(store: Store, run_id: str) -> Prediction:

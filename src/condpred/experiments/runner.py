@@ -167,11 +167,16 @@ def recording(store: Store | None, run_id: str | None) -> Iterator[Recorder]:
         store.finish_run(run_id, timings=recorder.timings)
 
 
-def resumable(kind: str) -> Callable[[Resume], Resume]:
-    """Register `fn(run_id, store, load)` as the way to finish an interrupted run of `kind`."""
+def resumable(kind: str, *, one_model: bool = False) -> Callable[[Callable], Callable]:
+    """Register `fn(run_id, store, load)` as the way to finish an interrupted run of `kind`;
+    with `one_model`, `fn(run_id, store, model)` for a kind run by the one model its run names."""
 
-    def register(fn: Resume) -> Resume:
-        RESUMERS[kind] = fn
+    def register(fn: Callable) -> Callable:
+        RESUMERS[kind] = (
+            (lambda run_id, store, load: fn(run_id, store, load(store.get_run(run_id).model_spec)))
+            if one_model
+            else fn
+        )
         return fn
 
     return register

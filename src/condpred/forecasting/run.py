@@ -18,7 +18,6 @@ from condpred.condition import Author, Conditional, render
 from condpred.elicit.outcomes import camera_alone, outcomes, phrasing_logprobs
 from condpred.errors import InputError
 from condpred.experiments.runner import (
-    ModelLoader,
     expect_kind,
     open_run,
     recording,
@@ -80,6 +79,7 @@ def forecast(
     return _run(questions, model, params, seed, store, run_id)
 
 
+@resumable(KIND, one_model=True)
 def resume_forecast(run_id: str, store: Store, model: PredictiveModel | None = None) -> ForecastRun:
     """Finish an interrupted forecast run: only the questions it has no row for are computed."""
     from condpred.model.registry import load_model
@@ -96,11 +96,6 @@ def resume_forecast(run_id: str, store: Store, model: PredictiveModel | None = N
     model = model or load_model(run.model_spec)
     store.reopen_run(run.id)
     return _run(questions, model, run.params, run.seed or 0, store, run.id)
-
-
-@resumable(KIND)
-def _resume_any(run_id: str, store: Store, load: ModelLoader) -> ForecastRun:
-    return resume_forecast(run_id, store, load(store.get_run(run_id).model_spec))
 
 
 def stored_forecast(store: Store, run_id: str) -> ForecastRun:

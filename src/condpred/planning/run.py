@@ -21,7 +21,6 @@ from condpred.condition import Conditional, render
 from condpred.elicit.outcomes import Distribution, outcomes
 from condpred.experiments.runner import (
     Item,
-    ModelLoader,
     expect_kind,
     open_run,
     recording,
@@ -63,17 +62,13 @@ def plan(
     return _run(plan_set, model, params, seed, store, run_id)
 
 
+@resumable(KIND, one_model=True)
 def resume_plans(run_id: str, store: Store, model: PredictiveModel) -> PlanRun:
     """Finish an interrupted plan run from the plan set stored with it."""
     run = expect_kind(store.get_run(run_id), KIND)
     plan_set = plan_set_from_dict(run.params["plan_set"], f"run {run.id}")
     store.reopen_run(run.id)
     return _run(plan_set, model, run.params, run.seed or 0, store, run.id)
-
-
-@resumable(KIND)
-def _resume_any(run_id: str, store: Store, load: ModelLoader) -> PlanRun:
-    return resume_plans(run_id, store, load(store.get_run(run_id).model_spec))
 
 
 def stored_plans(store: Store, run_id: str) -> PlanRun:
