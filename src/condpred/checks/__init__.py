@@ -14,7 +14,6 @@ import inspect
 import json
 import pkgutil
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import yaml
@@ -22,6 +21,7 @@ import yaml
 from condpred.checks.base import VERDICT_ORDER, Check, CheckInput, CheckResult, Verdict
 from condpred.errors import InputError
 from condpred.model.base import Sample
+from condpred.store import package_version
 
 
 def available_checks() -> list[str]:
@@ -77,11 +77,7 @@ def get_check(spec: str) -> Check:
 def spec_record(spec: str) -> str:
     """What is stored beside a check's results: its name, arguments and condpred's version."""
     name, args = parse_spec(spec)
-    try:
-        release = version("condpred")
-    except PackageNotFoundError:
-        release = "unknown"
-    return json.dumps({"check": name, "args": args, "condpred": release}, sort_keys=True)
+    return json.dumps({"check": name, "args": args, "condpred": package_version()}, sort_keys=True)
 
 
 def run_checks(specs: Sequence[str], given: CheckInput) -> list[CheckResult]:

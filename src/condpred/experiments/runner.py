@@ -94,9 +94,10 @@ class Recorder:
         done = self.store.item_indices(self.run_id, table) if self.store is not None else set()
         todo = [i for i in indices if i not in done]
         rows = []
+        step = max(1, batch)
         with progress_bar(len(todo), label) as advance:
-            for start in range(0, len(todo), max(1, batch)):
-                chunk = todo[start : start + max(1, batch)]
+            for start in range(0, len(todo), step):
+                chunk = todo[start : start + step]
                 for index, item in zip(chunk, compute(chunk), strict=True):
                     rows.append(self._commit(table, index, item))
                 advance(len(chunk))

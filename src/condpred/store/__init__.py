@@ -1,5 +1,5 @@
 """The run store: every run, its conditionals, samples and scores, in one SQLite file."""
 
-from condpred.store.db import ConditionalRecord, RunRecord, Store, default_path
+from condpred.store.db import ConditionalRecord, RunRecord, Store, default_path, package_version
 
-__all__ = ["ConditionalRecord", "RunRecord", "Store", "default_path"]
+__all__ = ["ConditionalRecord", "RunRecord", "Store", "default_path", "package_version"]

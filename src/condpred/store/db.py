@@ -73,7 +73,8 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _package_version() -> str:
+def package_version() -> str:
+    """The installed condpred's version, recorded with runs and check specs."""
     try:
         return version("condpred")
     except PackageNotFoundError:
@@ -249,7 +250,7 @@ class Store:
             self._q(
                 "INSERT INTO runs (id, kind, model_spec, params, seed, version, status, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
-                (run_id, kind, model_spec, params_json, seed, _package_version(), _now()),
+                (run_id, kind, model_spec, params_json, seed, package_version(), _now()),
             )
         return run_id
 
@@ -572,7 +573,7 @@ class Store:
             "SELECT table_name, data FROM items WHERE run_id = ? ORDER BY table_name, item_index",
             (run_id,),
         )
-        return [export.item_row({}, r[0], json.loads(r[1])) for r in stored]
+        return [export.item_row(r[0], json.loads(r[1])) for r in stored]
 
     def rows(self, run_id: str) -> list[dict[str, Any]]:
         """The run as flat rows: one per experiment item when it has items, else one per sample,

@@ -57,9 +57,9 @@ def write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> int:
     return n
 
 
-def item_row(meta: dict[str, Any], table: str, data: dict[str, Any]) -> dict[str, Any]:
+def item_row(table: str, data: dict[str, Any]) -> dict[str, Any]:
     """One experiment item as a flat row: nested lists and mappings become JSON text."""
-    return {**meta, "table": table, **_flat(data)}
+    return {"table": table, **_flat(data)}
 
 
 def _flat(row: dict[str, Any]) -> dict[str, Any]:
