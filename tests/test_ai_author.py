@@ -19,7 +19,6 @@ from condpred.checks._validate import (
     validation_record,
 )
 from condpred.checks.ai_author import (
-    CHECK,
     PROBE_SETS,
     AIAuthorCheck,
     ProbeSet,
@@ -29,6 +28,8 @@ from condpred.checks.ai_author import (
 )
 from condpred.checks.base import CheckInput
 from condpred.model.hf import HFModel
+
+CHECK = AIAuthorCheck()  # the check with its default thresholds
 
 EXAMPLES = Path(__file__).parents[1] / "examples"
 TEXT = "The alignment paper was published in 2031 by a team of researchers."

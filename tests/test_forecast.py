@@ -17,6 +17,7 @@ from condpred.cli import app
 from condpred.forecasting import forecast, load_questions, resume_forecast, stratified_sample
 from condpred.forecasting.run import question_conditional
 from condpred.forecasting.summary import summarise
+from condpred.model.base import BatchedScoring
 from condpred.model.hf import HFModel
 from tests.test_cli import run_cli
 
@@ -167,17 +168,17 @@ def test_the_page_is_dated_at_the_as_of_date_and_never_shows_the_resolution(tmp_
 # --- runs: stored rows, resume, summary, CLI --------------------------------------------------
 
 
-class InterruptAfter:
-    """The real model, interrupted (as by Ctrl-C) after `calls` score calls."""
+class InterruptAfter(BatchedScoring):
+    """The real model, interrupted (as by Ctrl-C) after `calls` batches of scoring requests."""
 
     def __init__(self, model: HFModel, calls: int) -> None:
         self.model, self.calls, self.spec = model, calls, model.spec
 
-    def score(self, context, continuations):
+    def score_requests(self, requests):
         if self.calls == 0:
             raise KeyboardInterrupt
         self.calls -= 1
-        return self.model.score(context, continuations)
+        return self.model.score_requests(requests)
 
 
 def test_an_interrupted_run_resumes_to_the_same_rows(model, tmp_path):

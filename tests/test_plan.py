@@ -12,7 +12,7 @@ from condpred import InputError, Store
 from condpred.elicit.outcomes import outcomes
 from condpred.model.hf import HFModel
 from condpred.planning import load_plan_set, plan, resume_plans
-from condpred.planning.run import TABLE
+from condpred.planning.run import PlanRow
 from tests.test_cli import run_cli
 from tests.test_forecast import InterruptAfter
 
@@ -120,12 +120,13 @@ def test_an_interrupted_plan_run_resumes(model, tmp_path):
     path = write(tmp_path / "p.yaml", PLAN_SET)
     with Store(tmp_path / "runs.db") as store:
         whole = plan(path, model, samples=0)
-        # per question: the plan and the camera alone, then performative's two responses + as given
-        calls_per_plan = 2 * (2 + 3)
+        # per question: one batch for the plan and the camera alone, then one for each of
+        # performative's two responses and the plan as given
+        calls_per_plan = 2 * (1 + 3)
         with pytest.raises(KeyboardInterrupt):
             plan(path, InterruptAfter(model, calls_per_plan), samples=0, store=store)
         run = store.list_runs(limit=1)[0]
-        assert store.item_indices(run.id, TABLE) == {0}
+        assert store.item_indices(run.id, PlanRow.table) == {0}
         resumed = resume_plans(run.id, store, model)
     for got, expected in zip(resumed.rows, whole.rows, strict=True):
         for name, dist in expected["distributions"].items():

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from condpred import InputError, Store
-from condpred.experiments.runner import RESUMERS, resume
+from condpred.experiments.runner import EXPERIMENTS, resume
 from condpred.forecasting import forecast
 from condpred.model.hf import HFModel
 from condpred.planning import plan
@@ -108,7 +108,7 @@ def test_resume_finishes_a_run_of_any_kind_and_refuses_what_it_cannot(model, tmp
         score_run = store.create_run("score", model.spec, {}, None)
         with pytest.raises(InputError, match="'score' run, which cannot be resumed"):
             resume(score_run, store, lambda spec: model)
-    assert set(RESUMERS) >= {"predict", "forecast", "plan", "agentic", "zero-one"}
+    assert set(EXPERIMENTS) >= {"predict", "forecast", "plan", "agentic", "zero-one"}
 
 
 def test_a_kinds_resume_refuses_another_kinds_run_before_loading_a_model(model, tmp_path, capsys):
@@ -170,10 +170,7 @@ def test_jobs_sent_in_batches_give_the_rows_of_one_at_a_time(tiny_model_dir, tmp
 def test_a_new_kind_in_one_file_runs_resumes_and_exports(model, tmp_path, capsys, monkeypatch):
     """examples/extending/date_sweep.py, the README's example kind: stored, interrupted,
     finished by `condpred resume`, exported one row per item — with nothing added to condpred."""
-    from condpred.experiments import runner
-
     folder = Path(__file__).parents[1] / "examples" / "extending"
-    monkeypatch.setattr(runner, "RESUMERS", dict(runner.RESUMERS))  # the kind is this test's
     monkeypatch.syspath_prepend(str(folder))
     from date_sweep import date_sweep
 
@@ -185,7 +182,7 @@ def test_a_new_kind_in_one_file_runs_resumes_and_exports(model, tmp_path, capsys
     with Store(db) as store:
         whole = date_sweep(page, [" Yes", " No"], dates, model)
         with pytest.raises(KeyboardInterrupt):
-            date_sweep(page, [" Yes", " No"], dates, InterruptAfter(model, calls=2), store=store)
+            date_sweep(page, [" Yes", " No"], dates, InterruptAfter(model, calls=1), store=store)
         run = store.list_runs(limit=1)[0]
         assert run.kind == "date-sweep" and len(store.items(run.id, "date-sweep")) == 1
     # A fresh process has not imported the kind (no entry point names it): a clear refusal.
@@ -221,3 +218,34 @@ def test_a_plan_half_written_by_an_older_condpred_resumes(model, tmp_path):
         assert store.get_run(done.run_id).status == "done" and len(resumed.rows) == 2
         assert len(store.samples(done.run_id)) == 2 and len(store.check_results(done.run_id)) == 6
     assert resumed.rows[1]["samples"] == done.rows[1]["samples"]
+
+
+class CountingBatches(HFModel):
+    """The tiny model with a server's `concurrency`, recording each batch of requests."""
+
+    concurrency = 4
+
+    def score_requests(self, requests):
+        self.batches = [*getattr(self, "batches", []), len({c for c, _ in requests})]
+        return super().score_requests(requests)
+
+
+@pytest.mark.parametrize("reasoning", [False, True])
+def test_a_forecast_sends_its_questions_in_batches_with_the_rows_of_one_at_a_time(
+    tiny_model_dir, model, tmp_path, reasoning
+):
+    questions = write_questions(tmp_path / "q.jsonl", [question(i) for i in range(6)])
+    one_at_a_time = forecast(questions, model, reasoning=reasoning)
+    batching = CountingBatches.from_pretrained(tiny_model_dir, device="cpu")
+    with Store(tmp_path / "runs.db") as store:
+        batched = forecast(questions, batching, reasoning=reasoning, store=store)
+        assert len(store.items(batched.run_id, "questions")) == 6
+    # Batches of 4 + 2 questions. Without reasoning the bare camera's baseline is scored once
+    # first; with it, each page's camera alone keeps the page's own comment: a context more each.
+    pages = [4, 2] if not reasoning else [8, 4]
+    assert batching.batches[-2:] == pages and len(batching.batches) == 2 + (not reasoning)
+    for a, b in zip(one_at_a_time.rows, batched.rows, strict=True):
+        assert (a.index, a.reasoning) == (b.index, b.reasoning)
+        assert a.prob == pytest.approx(b.prob, abs=1e-6)
+        flat = [[lp for row in r.distribution["logprobs"] for lp in row] for r in (a, b)]
+        assert flat[0] == pytest.approx(flat[1], abs=1e-5)

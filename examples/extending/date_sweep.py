@@ -14,11 +14,26 @@ so that `condpred resume` finds it; importing it is enough in a notebook).
 from __future__ import annotations
 
 import datetime as dt
+from typing import ClassVar
 
 import condpred as cp
-from condpred.experiments.runner import ModelLoader, expect_kind, open_run, recording, resumable
+from condpred.experiments.runner import (
+    ModelLoader,
+    Row,
+    expect_kind,
+    open_run,
+    read_rows,
+    recording,
+    resumable,
+)
 
 KIND = "date-sweep"
+
+
+class SweepRow(Row):  # validated when stored and when read back; `index` comes with Row
+    table: ClassVar[str] = KIND
+    date: str
+    probs: list[float]
 
 
 def date_sweep(conditional, outcomes, dates, model, *, store=None):
@@ -27,7 +42,7 @@ def date_sweep(conditional, outcomes, dates, model, *, store=None):
     return _rows(run_id, params, model, store)
 
 
-@resumable(KIND)
+@resumable(KIND, rows=[SweepRow])
 def resume_date_sweep(run_id: str, store: cp.Store, load: ModelLoader):
     run = expect_kind(store.get_run(run_id), KIND)
     model = load(run.model_spec)
@@ -38,11 +53,11 @@ def resume_date_sweep(run_id: str, store: cp.Store, load: ModelLoader):
 def _rows(run_id, params, model, store):
     conditional = cp.Conditional.from_yaml(params["conditional"])
 
-    def row(i: int) -> dict:
+    def row(i: int) -> SweepRow:
         dated = conditional.with_(date=dt.date.fromisoformat(params["dates"][i]))
         dist = cp.outcomes(dated, params["outcomes"], model)
-        return {"index": i, "date": params["dates"][i], "probs": list(dist.probs)}
+        return SweepRow(index=i, date=params["dates"][i], probs=list(dist.probs))
 
     with recording(store, run_id) as recorder:
-        rows = recorder.add_items(KIND, range(len(params["dates"])), row, "dates")
-    return store.items(run_id, KIND) if store else rows
+        rows = recorder.add_items(SweepRow, range(len(params["dates"])), row, "dates")
+    return read_rows(store, run_id, SweepRow) if store else rows

@@ -1,4 +1,6 @@
-"""Checks on predictions, one module per risk, found by name: `get_check("ai_author")`.
+"""Checks on predictions, one module per risk, registered by name in `CHECKS`:
+`get_check("ai_author")`. A check class registers itself with `@CHECKS.register("name")`; a
+user's package adds one through the entry-point group `condpred.checks` (see `condpred.registry`).
 
 A check spec may carry arguments for the check's constructor: `"ai_author:warn_above=0.4"`
 (values read as YAML scalars). `run_checks` runs several specs on one prediction and stamps each
@@ -9,10 +11,9 @@ result with its spec (name, arguments, condpred version), which the store keeps 
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import functools
 import inspect
 import json
-import pkgutil
 from collections.abc import Sequence
 from typing import Any
 
@@ -21,13 +22,20 @@ import yaml
 from condpred.checks.base import VERDICT_ORDER, Check, CheckInput, CheckResult, Verdict
 from condpred.errors import InputError
 from condpred.model.base import Sample
+from condpred.registry import Registry
 from condpred.store import package_version
+
+BUILTIN_CHECKS = ("ai_author", "consistency", "performative", "surprisal")
+CHECKS: Registry[type[Check]] = Registry(
+    "check",
+    "condpred.checks",
+    builtins=[f"condpred.checks.{name}" for name in BUILTIN_CHECKS],
+)
 
 
 def available_checks() -> list[str]:
-    """Names of the checks in this package: every module but `base` and `_private` ones."""
-    names = (m.name for m in pkgutil.iter_modules(__path__))
-    return sorted(n for n in names if n != "base" and not n.startswith("_"))
+    """Names of the registered checks: condpred's own and those packages add."""
+    return CHECKS.names()
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
@@ -47,18 +55,11 @@ def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
 
 
 def get_check(spec: str) -> Check:
-    """The check a spec names, built with the spec's arguments (no arguments: its defaults)."""
+    """The check a spec names, built with the spec's arguments (no arguments: its defaults);
+    built once per name and arguments, since checks run on every prediction."""
     name, args = parse_spec(spec)
-    if name not in available_checks():
-        raise InputError(
-            f"unknown check '{name}'",
-            field="--checks",
-            fix=f"Use one or more of: {', '.join(available_checks())} (comma-separated)",
-        )
-    default = importlib.import_module(f"condpred.checks.{name}").CHECK
-    if not args:
-        return default
-    accepted = list(inspect.signature(type(default)).parameters)
+    check_class = CHECKS.get(name, field="--checks")
+    accepted = list(inspect.signature(check_class).parameters)
     unknown = sorted(set(args) - set(accepted))
     if unknown:
         raise InputError(
@@ -67,11 +68,16 @@ def get_check(spec: str) -> Check:
             fix=f"Its arguments are: {', '.join(accepted) or 'none'}",
         )
     try:
-        return type(default)(**args)
+        return _built(name, json.dumps(args, sort_keys=True))
     except InputError as error:
         raise InputError(f"'{spec}': {error.problem}", field="--checks", fix=error.fix) from error
     except (TypeError, ValueError) as error:
         raise InputError(f"'{spec}': {error}", field="--checks") from error
+
+
+@functools.cache
+def _built(name: str, args_json: str) -> Check:
+    return CHECKS.get(name)(**json.loads(args_json))
 
 
 def spec_record(spec: str) -> str:
@@ -107,6 +113,7 @@ def gate(
 
 
 __all__ = [
+    "CHECKS",
     "Check",
     "CheckInput",
     "CheckResult",

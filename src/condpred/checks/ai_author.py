@@ -24,6 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from condpred.checks import CHECKS
 from condpred.checks.base import VERDICT_ORDER, CheckInput, CheckResult, Verdict, verdict
 from condpred.errors import InputError
 from condpred.model.base import PredictiveModel, Score
@@ -252,6 +253,7 @@ def ai_probability(
     return evidence["p_ai_mean"], evidence
 
 
+@CHECKS.register("ai_author")
 class AIAuthorCheck:
     """Warns when the model predicts an AI author: mean P(AI) over the camera's probes.
 
@@ -330,6 +332,3 @@ def _message(evidence: dict[str, Any], hits: list[dict[str, Any]]) -> str:
     if hits:
         line += "; says " + ", ".join(repr(h["match"]) for h in hits[:3])
     return line
-
-
-CHECK = AIAuthorCheck()

@@ -3,7 +3,8 @@
 A check estimates one risk of conditioning (an AI author, an unlikely conditional, inconsistent or
 self-fulfilling predictions). It sees the conditional, the rendered text and the samples, and talks
 to the model only through the `PredictiveModel` protocol. Each check lives in a module of its own
-in this package, named after it, exposing `CHECK` (an instance with `name` and `run`).
+in this package, named after it: a class with `name` and `run`, registered with
+`@CHECKS.register(name)`; its constructor's keyword arguments are the check's options.
 """
 
 from __future__ import annotations

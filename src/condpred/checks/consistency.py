@@ -35,6 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from condpred.checks import CHECKS
 from condpred.checks._probes import (
     add_years,
     cross_score,
@@ -141,6 +142,7 @@ def date_drops(probabilities: list[float]) -> list[tuple[int, int, float]]:
 
 
 @dataclass(frozen=True)
+@CHECKS.register("consistency")
 class ConsistencyCheck:
     """Thresholds (warn above), with values measured under gemma-3-270m on the examples:
 
@@ -327,6 +329,3 @@ def _paraphrase_message(labels: list[str], worst: tuple[int, int, float] | None,
         return "no paraphrase applies (no date, no premises, camera already among the others)"
     where = f" ({labels[worst[0]]} vs {labels[worst[1]]})" if worst else ""
     return f"{len(labels)} renderings: {what}{where}"
-
-
-CHECK = ConsistencyCheck()

@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from condpred.checks import CHECKS
 from condpred.checks._probes import (
     cross_score,
     finding,
@@ -59,6 +60,7 @@ def responses_of(conditional: Conditional) -> list[str]:
 
 
 @dataclass(frozen=True)
+@CHECKS.register("performative")
 class PerformativeCheck:
     """Warn above `warn_tv` (total variation, 0 to 1). Default 0.2: a response that moves a
     fifth of the probability between outcomes decides much of the outcome. Under gemma-3-270m the
@@ -133,6 +135,3 @@ class PerformativeCheck:
             "effective_sample_size": [effective_sample_size(d) for d in dists],
         }
         return dists, evidence
-
-
-CHECK = PerformativeCheck()

@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from condpred.checks import CHECKS
 from condpred.checks._probes import cross_score, finding, render_variant
 from condpred.checks.base import CheckInput, CheckResult
 from condpred.model.base import PredictiveModel, Sample, Score
@@ -68,6 +69,7 @@ def surprisal_stats(score: Score) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+@CHECKS.register("surprisal")
 class SurprisalCheck:
     """Thresholds are mean bits per token (warn above; None: report only).
 
@@ -172,6 +174,3 @@ class SurprisalCheck:
             message,
             sample_index=sample.index,
         )
-
-
-CHECK = SurprisalCheck()

@@ -56,7 +56,9 @@ def plan_cmd(
                 file, model_, samples=samples, max_tokens=max_tokens, seed=seed, store=store
             )
     if as_json:
-        out.print_json(json.dumps({"run_id": result.run_id, "plans": result.rows}))
+        out.print_json(
+            json.dumps({"run_id": result.run_id, "plans": [r.model_dump() for r in result.rows]})
+        )
         return
     print_plans(result)
 

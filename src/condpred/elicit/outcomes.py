@@ -6,7 +6,8 @@ text. We write each outcome into the document in a few answer phrasings ("Answer
 "Resolved: {}"), score every outcome's text under the rendered conditional, and normalise over the
 named outcomes within each phrasing; averaging over phrasings keeps one wording from deciding.
 
-All phrasings of a conditional are scored in ONE `model.score` call: the rendered conditional is
+All phrasings of a conditional are scored in ONE batch of requests (`outcome_distributions` sends
+those of many conditionals together, so a server keeps them in flight): the rendered conditional is
 the context (prefix-cached: its KV cache is computed once) and each continuation is a phrasing's
 lead-in plus an outcome. The lead-in's own probability is scored in the same call and taken out,
 so each number is log P(outcome | conditional + lead-in); the lead-in's tokens are checked to be a
@@ -29,7 +30,7 @@ from typing import Any
 
 from condpred.condition import Conditional, render
 from condpred.errors import InputError
-from condpred.model.base import PredictiveModel, Score
+from condpred.model.base import PredictiveModel, Score, ScoreRequest
 from condpred.probability import logsumexp, normalise
 
 DEFAULT_PHRASINGS = (" {}",)  # the outcome straight after the conditional's prefix
@@ -92,13 +93,54 @@ def outcomes(
     With `shift`, the same is scored under the camera alone; pass `baseline` (from
     `phrasing_logprobs` on `render(camera_alone(conditional))`) to reuse it across many
     conditionals with the same camera and prefix."""
+    return outcome_distributions(
+        [conditional],
+        names,
+        model,
+        phrasings=phrasings,
+        cameras_dir=cameras_dir,
+        shift=shift,
+        baseline=baseline,
+    )[0]
+
+
+def outcome_distributions(
+    conditionals: Sequence[Conditional],
+    names: Sequence[str],
+    model: PredictiveModel,
+    *,
+    phrasings: Sequence[str] = DEFAULT_PHRASINGS,
+    cameras_dir: str | Path | None = None,
+    shift: bool = True,
+    baseline: Sequence[Sequence[float]] | None = None,
+) -> list[Distribution]:
+    """`outcomes` for many conditionals, every request sent to the model in one batch (a server
+    keeps them all in flight; `hf` still computes each context's prefix once)."""
     names = validate_outcomes(names)
     phrasings = validate_phrasings(phrasings)
     validate_exclusive(names, phrasings)
-    logprobs = phrasing_logprobs(model, render(conditional, cameras_dir), names, phrasings)
+    contexts = [render(c, cameras_dir) for c in conditionals]
     if shift and baseline is None:
-        alone = render(camera_alone(conditional), cameras_dir)
-        baseline = phrasing_logprobs(model, alone, names, phrasings)
+        contexts += [render(camera_alone(c), cameras_dir) for c in conditionals]
+    batches = [phrasing_requests(context, names, phrasings) for context in contexts]
+    scores = iter(model.score_requests([r for batch in batches for r in batch]))
+    tables = [
+        _phrasing_rows([next(scores) for _ in batch], names, phrasings, model.spec)
+        for batch in batches
+    ]
+    baselines = tables[len(conditionals) :] or [baseline] * len(conditionals)
+    return [
+        _distribution(names, phrasings, logprobs, base if shift else None)
+        for logprobs, base in zip(tables[: len(conditionals)], baselines, strict=True)
+    ]
+
+
+def _distribution(
+    names: Sequence[str],
+    phrasings: Sequence[str],
+    logprobs: Sequence[Sequence[float]],
+    baseline: Sequence[Sequence[float]] | None,
+) -> Distribution:
     by_phrasing = tuple(tuple(normalise(row)) for row in logprobs)
     probs = tuple(sum(column) / len(column) for column in zip(*by_phrasing, strict=True))
     return Distribution(
@@ -107,7 +149,7 @@ def outcomes(
         tuple(phrasings),
         by_phrasing,
         tuple(tuple(row) for row in logprobs),
-        tuple(tuple(row) for row in baseline) if shift and baseline is not None else (),
+        tuple(tuple(row) for row in baseline) if baseline is not None else (),
     )
 
 
@@ -123,15 +165,30 @@ def phrasing_logprobs(
     model: PredictiveModel, context: str, names: Sequence[str], phrasings: Sequence[str]
 ) -> list[list[float]]:
     """log P(outcome | context + lead-in) per phrasing (rows) and outcome (columns), one call."""
+    scores = model.score_requests(phrasing_requests(context, names, phrasings))
+    return _phrasing_rows(scores, names, phrasings, model.spec)
+
+
+def phrasing_requests(
+    context: str, names: Sequence[str], phrasings: Sequence[str]
+) -> list[ScoreRequest]:
+    """Every phrased outcome after `context`, then each phrasing's non-empty lead-in."""
     texts = [p.replace("{}", name) for p in phrasings for name in names]
-    leads = [p.split("{}")[0].rstrip() for p in phrasings]
-    scores = model.score(context, texts + [lead for lead in leads if lead])
-    by_outcome, lead_scores = scores[: len(texts)], iter(scores[len(texts) :])
+    leads = [lead for p in phrasings if (lead := p.split("{}")[0].rstrip())]
+    return [(context, text) for text in texts + leads]
+
+
+def _phrasing_rows(
+    scores: Sequence[Score], names: Sequence[str], phrasings: Sequence[str], spec: str
+) -> list[list[float]]:
+    """The scores of `phrasing_requests` as log P(outcome | lead-in) by phrasing and outcome."""
+    n = len(phrasings) * len(names)
+    by_outcome, lead_scores = scores[:n], iter(scores[n:])
     rows = []
-    for p, lead in enumerate(leads):
-        lead_score = next(lead_scores) if lead else None
+    for p, phrasing in enumerate(phrasings):
+        lead_score = next(lead_scores) if phrasing.split("{}")[0].rstrip() else None
         row = by_outcome[p * len(names) : (p + 1) * len(names)]
-        rows.append([_after_lead(score, lead_score, model.spec) for score in row])
+        rows.append([_after_lead(score, lead_score, spec) for score in row])
     return rows
 
 

@@ -18,12 +18,13 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from condpred.condition import Conditional, load_conditional, render
 from condpred.errors import InputError
 from condpred.evals.data import EvalItem, EvalSet, load_evals
 from condpred.evals.instrument import (
+    AnswerRow,
     Job,
     grouped,
     load_all,
@@ -31,7 +32,7 @@ from condpred.evals.instrument import (
     paired_diff_ci,
     score_models,
 )
-from condpred.experiments.runner import expect_kind, open_run, recording, resumable
+from condpred.experiments.runner import expect_kind, open_run, read_rows, recording, resumable
 from condpred.model.base import PredictiveModel
 from condpred.model.registry import load_model
 from condpred.store import Store
@@ -57,12 +58,26 @@ class EvalConditional:
         return render(self.conditional.with_(prefix=prefix), cameras_dir)
 
 
+class AgenticRow(AnswerRow):
+    """One (model, conditional, item): the answers' probabilities and the mass on the answers
+    that match the behaviour the item probes."""
+
+    table: ClassVar[str] = "agentic"
+
+    category: str
+    line: int  # the item's 1-based line in its category's file
+    conditional: str
+    matching: list[str]
+    matching_prob: float
+    matching_prob_norm: float
+
+
 @dataclass
 class AgenticResult:
     """Per-item rows, the tidy summary, the paired contrasts, and what was left out."""
 
     run_id: str | None
-    rows: list[dict[str, Any]]
+    rows: list[AgenticRow]
     summary: list[dict[str, Any]]
     contrasts: list[dict[str, Any]]
     excluded: list[dict[str, str]]
@@ -137,7 +152,7 @@ def run_agentic(
     return _execute(run_id, evals, loaded, named, store, cameras_dir, seed)
 
 
-@resumable(KIND)
+@resumable(KIND, rows=[AgenticRow])
 def resume_agentic(
     run_id: str, store: Store, load: Callable[[str], PredictiveModel] = load_model
 ) -> AgenticResult:
@@ -175,10 +190,10 @@ def _execute(
             lambda spec, m: _jobs(evals.items, spec, m, named, cameras_dir),
             _marker,
             recorder=recorder,
-            table=KIND,
+            row_model=AgenticRow,
         )
     if store is not None:
-        rows = store.items(run_id, KIND)
+        rows = read_rows(store, run_id, AgenticRow)
     excluded = [vars(e) for e in evals.excluded]
     return AgenticResult(run_id, rows, summarise(rows, seed), contrasts(rows, seed), excluded)
 

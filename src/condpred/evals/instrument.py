@@ -12,13 +12,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from condpred.errors import InputError
-from condpred.experiments.runner import Recorder
-from condpred.model.base import PredictiveModel, Score
+from condpred.experiments.runner import Recorder, Row
+from condpred.model.base import PredictiveModel, Score, requests_at_once
 from condpred.probability import normalise
 from condpred.stats import bootstrap_ci
 
@@ -41,6 +41,22 @@ def _answer_probs(options: Sequence[str], scores: Sequence[Score]) -> dict[str, 
     }
 
 
+class AnswerRow(Row):
+    """What both evaluations store for each job: the model, and each answer's log-likelihood
+    after the context, its token count and its probability among the answers (whole and per
+    token). A kind's row adds the job's labels and its measure."""
+
+    model: str
+    options: list[str]
+    logprobs: list[float]
+    tokens: list[int]
+    probs: list[float]
+    probs_norm: list[float]
+
+
+A = TypeVar("A", bound=AnswerRow)
+
+
 @dataclass(frozen=True)
 class Job:
     """One scoring request in an evaluation's grid; `index` is its row in the run's table."""
@@ -57,8 +73,8 @@ def run_jobs(
     derive: Callable[[Job, dict[str, Any]], dict[str, Any]],
     *,
     recorder: Recorder,
-    table: str,
-) -> list[dict[str, Any]]:
+    row_model: type[A],
+) -> list[A]:
     """Score every job not yet stored; `derive(job, probs)` turns the answer probabilities into
     the row's measures. Jobs go to the model as one batch of requests per `concurrency` jobs (an
     `openai` backend keeps them all in flight; `hf`, which has no such attribute, takes one job at
@@ -66,18 +82,18 @@ def run_jobs(
     the rest). Returns the new rows."""
     by_index = {job.index: job for job in jobs}
 
-    def rows(indices: list[int]) -> list[dict[str, Any]]:
+    def rows(indices: list[int]) -> list[A]:
         batch = [by_index[i] for i in indices]
         scores = iter(model.score_requests([(j.context, o) for j in batch for o in j.options]))
         computed = []
         for job in batch:
             probs = _answer_probs(job.options, [next(scores) for _ in job.options])
-            computed.append({"index": job.index, **job.meta, **probs, **derive(job, probs)})
+            computed.append(row_model(index=job.index, **job.meta, **probs, **derive(job, probs)))
         return computed
 
-    label = f"{table}: scoring with {model.spec}"
-    batch = getattr(model, "concurrency", 1)
-    return recorder.add_item_batches(table, by_index, rows, label, batch=batch)
+    label = f"{row_model.table}: scoring with {model.spec}"
+    batch = requests_at_once(model)
+    return recorder.add_item_batches(row_model, by_index, rows, label, batch=batch)
 
 
 def score_models(
@@ -86,14 +102,15 @@ def score_models(
     derive: Callable[[Job, dict[str, Any]], dict[str, Any]],
     *,
     recorder: Recorder,
-    table: str,
-) -> list[dict[str, Any]]:
+    row_model: type[A],
+) -> list[A]:
     """`run_jobs` for each model in turn (`jobs_for(spec, model_index)` gives its jobs), with each
     model's scoring seconds in the run's timings (a resume records only its own)."""
-    rows: list[dict[str, Any]] = []
+    rows: list[A] = []
     for m, model in enumerate(models):
         started = time.perf_counter()
-        rows += run_jobs(model, jobs_for(model.spec, m), derive, recorder=recorder, table=table)
+        jobs = jobs_for(model.spec, m)
+        rows += run_jobs(model, jobs, derive, recorder=recorder, row_model=row_model)
         recorder.timings[f"{model.spec}_s"] = time.perf_counter() - started
     return rows
 

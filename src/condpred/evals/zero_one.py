@@ -15,20 +15,21 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from condpred.condition import Conditional
 from condpred.errors import InputError
 from condpred.evals.instrument import (
+    AnswerRow,
     Job,
     grouped,
     load_all,
     paired_diff_ci,
     score_models,
 )
-from condpred.experiments.runner import expect_kind, open_run, recording, resumable
+from condpred.experiments.runner import expect_kind, open_run, read_rows, recording, resumable
 from condpred.model.base import PredictiveModel
 from condpred.model.registry import load_model
 from condpred.store import Store
@@ -55,12 +56,28 @@ class Pair:
     control: str
 
 
+class ZeroOneRow(AnswerRow):
+    """One (model, pair, variant): P("0") and P("1") after the text, and the probability of
+    the answer that serves the system the text is about."""
+
+    table: ClassVar[str] = "zero-one"
+
+    template: str
+    pair: int
+    system: str
+    variant: str  # "item" (with the stake sentence) or "control"
+    serving: str
+    correct: str
+    serving_prob: float
+    serving_prob_norm: float
+
+
 @dataclass
 class ZeroOneResult:
     """Per-text rows, the per-template summary and the model contrasts."""
 
     run_id: str | None
-    rows: list[dict[str, Any]]
+    rows: list[ZeroOneRow]
     summary: list[dict[str, Any]]
     contrasts: list[dict[str, Any]]
 
@@ -194,7 +211,7 @@ def run_zero_one(
     return _execute(run_id, pairs, loaded, store, seed)
 
 
-@resumable(KIND)
+@resumable(KIND, rows=[ZeroOneRow])
 def resume_zero_one(
     run_id: str, store: Store, load: Callable[[str], PredictiveModel] = load_model
 ) -> ZeroOneResult:
@@ -222,10 +239,14 @@ def _execute(
 ) -> ZeroOneResult:
     with recording(store, run_id) as recorder:
         rows = score_models(
-            models, lambda spec, m: _jobs(pairs, spec, m), _serving, recorder=recorder, table=KIND
+            models,
+            lambda spec, m: _jobs(pairs, spec, m),
+            _serving,
+            recorder=recorder,
+            row_model=ZeroOneRow,
         )
     if store is not None:
-        rows = store.items(run_id, KIND)
+        rows = read_rows(store, run_id, ZeroOneRow)
     return ZeroOneResult(run_id, rows, summarise(rows, seed), contrasts(rows, seed))
 
 

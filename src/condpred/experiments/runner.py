@@ -4,23 +4,29 @@ A run is created with its parameters (and conditionals), written item by item as
 closed with how it ended (done, failed, interrupted), so the store always tells the truth. Each
 item's row is committed **in one transaction with its side records** (its conditional, samples
 and check results): a process killed at any point leaves either the whole item or none of it, and
-a resume computes exactly the missing items. A kind registers how to resume its runs with
-`@resumable("kind")`, and `resume(run_id, store)` finishes a run of any kind.
+a resume computes exactly the missing items.
+
+A kind's rows are a pydantic model (a `Row` subclass naming its table and version): validated when
+they are stored and when they are read back (`read_rows`), so reports, exports and the CLI read
+typed rows, and a row written by a newer condpred is refused rather than misread. A kind registers
+itself, with how to resume its runs and its row models, by `@resumable("kind", rows=[...])` in
+the `EXPERIMENTS` registry; `resume(run_id, store)` finishes a run of any kind.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 from condpred.errors import InputError
 from condpred.model.base import PredictiveModel, Sample, Score
 from condpred.progress import progress_bar
+from condpred.registry import Registry
 from condpred.store import RunRecord, Store
 
 if TYPE_CHECKING:
@@ -29,24 +35,60 @@ if TYPE_CHECKING:
 
 ModelLoader = Callable[[str], PredictiveModel]
 Resume = Callable[[str, Store, ModelLoader], Any]
-RESUMERS: dict[str, Resume] = {}
-# Modules whose import registers the built-in kinds; a user's package adds its own kinds through
-# the `condpred.experiments` entry-point group (each entry point names a module to import).
-BUILTIN_KINDS = (
-    "condpred.elicit.predict",
-    "condpred.forecasting.run",
-    "condpred.planning.run",
-    "condpred.evals.agentic",
-    "condpred.evals.zero_one",
+
+
+class Row(BaseModel):
+    """One experiment item's result. A kind subclasses it with its fields, its `table` and a
+    `version` it raises when the fields change (with `upgrade` reading the older rows)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    table: ClassVar[str]
+    version: ClassVar[int] = 1
+
+    index: int
+
+    def __getitem__(self, key: str) -> Any:
+        """`row["prob"]` is `row.prob`: rows read like the JSON objects they are stored as."""
+        if key not in type(self).model_fields:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    @classmethod
+    def upgrade(cls, data: dict[str, Any], version: int) -> dict[str, Any]:
+        """A row stored by an older `version` of this model, in the current shape."""
+        return data
+
+
+R = TypeVar("R", bound=Row)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """An experiment kind as registered: how to finish its runs, and the rows it stores."""
+
+    name: str
+    resume: Resume
+    rows: tuple[type[Row], ...] = ()
+
+
+EXPERIMENTS: Registry[Kind] = Registry(
+    "experiment kind",
+    "condpred.experiments",
+    builtins=(
+        "condpred.elicit.predict",
+        "condpred.forecasting.run",
+        "condpred.planning.run",
+        "condpred.evals.agentic",
+        "condpred.evals.zero_one",
+    ),
 )
-ENTRY_POINT_GROUP = "condpred.experiments"
 
 
 @dataclass(frozen=True)
 class Item:
     """One experiment item: its row and what is stored beside it, committed together."""
 
-    row: dict[str, Any]
+    row: Row
     conditional: tuple[str, str, str | None] | None = None  # (yaml, rendered text, source)
     samples: Sequence[Sample] = ()
     check_results: Sequence[CheckResult] = ()
@@ -70,27 +112,28 @@ class Recorder:
 
     def add_items(
         self,
-        table: str,
+        row_model: type[R],
         indices: Iterable[int],
-        compute: Callable[[int], dict[str, Any] | Item],
+        compute: Callable[[int], R | Item],
         label: str,
-    ) -> list[dict[str, Any]]:
-        """Compute each index not yet in `table` and commit it, with its side records, in one
-        transaction (so a resumed run computes only the rest), behind a progress bar. Returns
-        the new rows."""
-        return self.add_item_batches(table, indices, lambda batch: map(compute, batch), label)
+    ) -> list[R]:
+        """Compute each index not yet in the row model's table and commit it, with its side
+        records, in one transaction (so a resumed run computes only the rest), behind a
+        progress bar. Returns the new rows."""
+        return self.add_item_batches(row_model, indices, lambda batch: map(compute, batch), label)
 
     def add_item_batches(
         self,
-        table: str,
+        row_model: type[R],
         indices: Iterable[int],
-        compute: Callable[[list[int]], Iterable[dict[str, Any] | Item]],
+        compute: Callable[[list[int]], Iterable[R | Item]],
         label: str,
         batch: int = 1,
-    ) -> list[dict[str, Any]]:
+    ) -> list[R]:
         """`add_items` for items computed `batch` at a time (one batch of model requests, so a
         server has them all in flight); each item still commits on its own, as soon as its
         batch is done."""
+        table = row_model.table
         done = self.store.item_indices(self.run_id, table) if self.store is not None else set()
         todo = [i for i in indices if i not in done]
         rows = []
@@ -99,18 +142,21 @@ class Recorder:
             for start in range(0, len(todo), step):
                 chunk = todo[start : start + step]
                 for index, item in zip(chunk, compute(chunk), strict=True):
-                    rows.append(self._commit(table, index, item))
+                    rows.append(self._commit(row_model, index, item))
                 advance(len(chunk))
         return rows
 
-    def _commit(self, table: str, index: int, item: dict[str, Any] | Item) -> dict[str, Any]:
+    def _commit(self, row_model: type[R], index: int, item: R | Item) -> R:
         item = item if isinstance(item, Item) else Item(item)
+        if not isinstance(item.row, row_model) or item.row.index != index:
+            raise TypeError(f"item {index} must be a {row_model.__name__} with index {index}")
         if self.store is not None:
             self.store.add_item(
                 self.run_id,
-                table,
+                row_model.table,
                 index,
-                item.row,
+                item.row.model_dump(mode="json"),
+                version=row_model.version,
                 conditional=item.conditional,
                 samples=item.samples,
                 check_results=item.check_results,
@@ -168,16 +214,43 @@ def recording(store: Store | None, run_id: str | None) -> Iterator[Recorder]:
         store.finish_run(run_id, timings=recorder.timings)
 
 
-def resumable(kind: str, *, one_model: bool = False) -> Callable[[Callable], Callable]:
-    """Register `fn(run_id, store, load)` as the way to finish an interrupted run of `kind`;
-    with `one_model`, `fn(run_id, store, model)` for a kind run by the one model its run names."""
+def read_rows(store: Store, run_id: str, row_model: type[R]) -> list[R]:
+    """A run's stored rows of one table as typed rows, by index; older row versions upgraded,
+    a newer one (written by a newer condpred) refused."""
+    rows = []
+    for version, data in store.item_data(run_id, row_model.table):
+        where = f"row {data.get('index')} of table '{row_model.table}' in run {run_id}"
+        if version > row_model.version:
+            raise InputError(
+                f"{where} was written by a newer condpred (row version {version}; this one "
+                f"reads up to {row_model.version})",
+                source=str(store.path),
+                fix="Upgrade condpred: pip install -U condpred",
+            )
+        try:
+            rows.append(row_model.model_validate(row_model.upgrade(data, version)))
+        except ValidationError as error:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors()
+            )
+            raise InputError(f"{where} is damaged ({problems})", source=str(store.path)) from None
+    return rows
+
+
+def resumable(
+    kind: str, *, rows: Sequence[type[Row]] = (), one_model: bool = False
+) -> Callable[[Callable], Callable]:
+    """Register the kind `kind` with `fn(run_id, store, load)` as the way to finish its
+    interrupted runs (with `one_model`, `fn(run_id, store, model)` for a kind run by the one
+    model its run names) and the row models it stores."""
 
     def register(fn: Callable) -> Callable:
-        RESUMERS[kind] = (
+        finish = (
             (lambda run_id, store, load: fn(run_id, store, load(store.get_run(run_id).model_spec)))
             if one_model
             else fn
         )
+        EXPERIMENTS.register(kind)(Kind(kind, finish, tuple(rows)))
         return fn
 
     return register
@@ -189,21 +262,13 @@ def resume(run_id: str, store: Store, load: ModelLoader | None = None) -> Any:
     for a run that is already done (it is left as it is)."""
     from condpred.model.registry import load_model
 
-    _load_kinds()
     run = store.get_run(run_id)
-    if run.kind not in RESUMERS:
+    if run.kind not in EXPERIMENTS:
         raise InputError(
             f"run {run.id} is a '{run.kind}' run, which cannot be resumed",
             source=str(store.path),
-            fix=f"Resumable kinds: {', '.join(sorted(RESUMERS))}",
+            fix=f"Resumable kinds: {', '.join(EXPERIMENTS.names())}",
         )
     if run.status == "done":
         return None
-    return RESUMERS[run.kind](run.id, store, load or load_model)
-
-
-def _load_kinds() -> None:
-    for module in BUILTIN_KINDS:
-        importlib.import_module(module)
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        entry.load()
+    return EXPERIMENTS.get(run.kind).resume(run.id, store, load or load_model)

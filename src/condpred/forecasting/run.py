@@ -12,14 +12,21 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from condpred.condition import Author, Conditional, render
-from condpred.elicit.outcomes import camera_alone, outcomes, phrasing_logprobs
+from condpred.elicit.outcomes import (
+    Distribution,
+    camera_alone,
+    outcome_distributions,
+    phrasing_logprobs,
+)
 from condpred.errors import InputError
 from condpred.experiments.runner import (
+    Row,
     expect_kind,
     open_run,
+    read_rows,
     recording,
     resumable,
 )
@@ -29,11 +36,10 @@ from condpred.forecasting.questions import (
     load_questions,
     stratified_sample,
 )
-from condpred.model.base import PredictiveModel, SamplingParams
+from condpred.model.base import PredictiveModel, SamplingParams, requests_at_once
 from condpred.store import Store
 
 KIND = "forecast"
-TABLE = "questions"
 OUTCOMES = ("Yes", "No")  # the first is the event happening
 # Chosen, without looking at outcomes, as the three of seven candidate lead-ins after which
 # gemma-3-270m puts the most probability on " Yes" + " No" (0.29, 0.13, 0.12 on a seeded sample of
@@ -44,12 +50,30 @@ REASONING_PREFIX = "My reasoning:"
 REASONING_PARAMS = dict(max_new_tokens=96, temperature=1.0, stop=("\n\n",))
 
 
+class ForecastRow(Row):
+    """One question's forecast: P(yes), the full distribution over phrasings, what the model
+    saw, and what is known of the question (its outcome and the crowd's forecast)."""
+
+    table: ClassVar[str] = "questions"
+
+    id: str
+    source: str
+    as_of: str  # ISO date: the page is dated then
+    resolved: str | None
+    outcome: int | None  # 1 = yes
+    crowd_prob: float | None
+    prob: float
+    distribution: dict[str, Any]  # Distribution.to_dict()
+    reasoning: str | None  # the forecaster's sampled comment, with `reasoning`
+    rendered: str
+
+
 @dataclass(frozen=True)
 class ForecastRun:
     """A forecast run's id (None when not stored) and its rows, by question order."""
 
     run_id: str | None
-    rows: list[dict[str, Any]]
+    rows: list[ForecastRow]
     params: dict[str, Any]
 
 
@@ -79,7 +103,7 @@ def forecast(
     return _run(questions, model, params, seed, store, run_id)
 
 
-@resumable(KIND, one_model=True)
+@resumable(KIND, rows=[ForecastRow], one_model=True)
 def resume_forecast(run_id: str, store: Store, model: PredictiveModel | None = None) -> ForecastRun:
     """Finish an interrupted forecast run: only the questions it has no row for are computed."""
     from condpred.model.registry import load_model
@@ -101,7 +125,7 @@ def resume_forecast(run_id: str, store: Store, model: PredictiveModel | None = N
 def stored_forecast(store: Store, run_id: str) -> ForecastRun:
     """A stored forecast run's rows, e.g. for its report."""
     run = store.get_run(run_id)
-    return ForecastRun(run.id, store.items(run.id, TABLE), run.params)
+    return ForecastRun(run.id, read_rows(store, run.id, ForecastRow), run.params)
 
 
 def _run(
@@ -118,14 +142,15 @@ def _run(
         if not params["reasoning"]:  # every page has the same bare camera: score it once
             alone = render(camera_alone(question_conditional(questions[0])))
             baseline = phrasing_logprobs(model, alone, params["outcomes"], params["phrasings"])
-        rows = recorder.add_items(
-            TABLE,
+        rows = recorder.add_item_batches(
+            ForecastRow,
             params["indices"],
-            lambda i: forecast_question(questions[i], i, model, seed, params, baseline),
+            lambda batch: forecast_questions(questions, batch, model, seed, params, baseline),
             "forecasting",
+            batch=requests_at_once(model),
         )
     if store is not None:
-        rows = store.items(run_id, TABLE)
+        rows = read_rows(store, run_id, ForecastRow)
     return ForecastRun(run_id, rows, params)
 
 
@@ -140,35 +165,48 @@ def question_conditional(question: Question) -> Conditional:
     )
 
 
-def forecast_question(
-    question: Question,
-    index: int,
+def forecast_questions(
+    questions: list[Question],
+    indices: list[int],
     model: PredictiveModel,
     seed: int,
     params: dict[str, Any],
     baseline: list[list[float]] | None,
-) -> dict[str, Any]:
-    """One question's row: P(yes), the full distribution, and the forecaster's reasoning."""
-    conditional = question_conditional(question)
-    comment = None
-    if params["reasoning"]:
-        conditional, comment = with_reasoning(conditional, model, seed, index)
-    dist = outcomes(
-        conditional, params["outcomes"], model, phrasings=params["phrasings"], baseline=baseline
+) -> list[ForecastRow]:
+    """The rows of questions `indices`: P(yes), the full distribution, and the forecaster's
+    reasoning; every question's scoring requests go to the model in one batch."""
+    pages, comments = [], []
+    for index in indices:
+        conditional, comment = question_conditional(questions[index]), None
+        if params["reasoning"]:
+            conditional, comment = with_reasoning(conditional, model, seed, index)
+        pages.append(conditional)
+        comments.append(comment)
+    dists = outcome_distributions(
+        pages, params["outcomes"], model, phrasings=params["phrasings"], baseline=baseline
     )
-    return {
-        "index": index,
-        "id": question.id,
-        "source": question.source,
-        "as_of": question.as_of.isoformat(),
-        "resolved": question.resolved.isoformat() if question.resolved else None,
-        "outcome": question.outcome,
-        "crowd_prob": question.crowd_prob,
-        "prob": dist.probs[0],
-        "distribution": dist.to_dict(),
-        "reasoning": comment,
-        "rendered": render(conditional),
-    }
+    return [
+        _row(index, questions[index], page, comment, dist)
+        for index, page, comment, dist in zip(indices, pages, comments, dists, strict=True)
+    ]
+
+
+def _row(
+    index: int, question: Question, page: Conditional, comment: str | None, dist: Distribution
+) -> ForecastRow:
+    return ForecastRow(
+        index=index,
+        id=question.id,
+        source=question.source,
+        as_of=question.as_of.isoformat(),
+        resolved=question.resolved.isoformat() if question.resolved else None,
+        outcome=question.outcome,
+        crowd_prob=question.crowd_prob,
+        prob=dist.probs[0],
+        distribution=dist.to_dict(),
+        reasoning=comment,
+        rendered=render(page),
+    )
 
 
 def with_reasoning(

@@ -100,6 +100,13 @@ class PredictiveModel(Protocol):
         ...
 
 
+def requests_at_once(model: PredictiveModel) -> int:
+    """How many items' requests an experiment sends `model` in one batch: a backend's
+    `concurrency` (a server batches what is in flight), else 1 (a local model batches the
+    requests of one item by itself, and a smaller batch commits items sooner)."""
+    return max(1, int(getattr(model, "concurrency", 1)))
+
+
 class BatchedScoring:
     """What every backend shares: `score` is a batch of requests under one context."""
 

@@ -6,7 +6,11 @@ Specs:
   side of base-vs-tuned comparisons;
 - `gguf:PATH`: any GGUF file (converted once and cached);
 - `openai:URL#MODEL`: a vLLM / SGLang / llama.cpp server's OpenAI-compatible completions API;
-- anything else: a Hugging Face model id or local directory.
+- `hf:ID` or anything else: a Hugging Face model id or local directory.
+
+The schemes are entries of the `BACKENDS` registry: a user's package adds one (say `mlx:`) with
+`@BACKENDS.register("mlx")` on a function `(target, *, spec, device) -> PredictiveModel` in a
+module named by an entry point in the group `condpred.backends` (see `condpred.registry`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,12 @@ from pathlib import Path
 from condpred.errors import InputError
 from condpred.model.base import PredictiveModel
 from condpred.model.gguf import converted_dir
+from condpred.registry import Registry
+
+Backend = Callable[..., PredictiveModel]  # (target, *, spec, device) -> model
+BACKENDS: Registry[Backend] = Registry(
+    "model backend", "condpred.backends", builtins=["condpred.model.registry"]
+)
 
 
 def _gemma_gguf() -> Path:
@@ -77,23 +87,26 @@ def embedded_model(spec: str) -> EmbeddedModel | None:
 
 def load_model(spec: str = "default", *, device: str | None = None) -> PredictiveModel:
     """Load the model a spec names (see the module docstring for the forms a spec takes)."""
-    from condpred.model.hf import HFModel
-
-    if spec.startswith("openai:"):
-        return _load_openai(spec)
     if embedded := embedded_model(spec):
         folder = converted_dir(embedded.gguf(), name=embedded.name)
-        return HFModel.from_pretrained(folder, spec=spec, device=device)
-    if spec.startswith("gguf:"):
-        return HFModel.from_pretrained(converted_dir(spec[5:]), spec=spec, device=device)
-    return _load_hf(spec, device)
+        return _load_hf(str(folder), spec=spec, device=device)
+    scheme, sep, target = spec.partition(":")
+    if sep and scheme in BACKENDS:
+        return BACKENDS.get(scheme)(target, spec=spec, device=device)
+    return _load_hf(spec, spec=spec, device=device)
 
 
-def _load_hf(spec: str, device: str | None) -> PredictiveModel:
+@BACKENDS.register("gguf")
+def _load_gguf(target: str, *, spec: str, device: str | None) -> PredictiveModel:
+    return _load_hf(str(converted_dir(target)), spec=spec, device=device)
+
+
+@BACKENDS.register("hf")
+def _load_hf(target: str, *, spec: str, device: str | None) -> PredictiveModel:
     from condpred.model.hf import HFModel
 
     try:
-        return HFModel.from_pretrained(spec, device=device)
+        return HFModel.from_pretrained(target, spec=spec, device=device)
     except OSError as error:
         known = ", ".join([*ALIASES, *EMBEDDED])
         raise InputError(
@@ -104,10 +117,11 @@ def _load_hf(spec: str, device: str | None) -> PredictiveModel:
         ) from error
 
 
-def _load_openai(spec: str) -> PredictiveModel:
+@BACKENDS.register("openai")
+def _load_openai(target: str, *, spec: str, device: str | None) -> PredictiveModel:
     from condpred.model.openai import OpenAIModel
 
-    url, _, name = spec[len("openai:") :].partition("#")
+    url, _, name = target.partition("#")
     if not url or not name:
         raise InputError(
             f"'{spec}' does not name a server and a model",

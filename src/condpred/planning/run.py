@@ -14,15 +14,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from condpred.checks import CheckInput, CheckResult, run_checks
 from condpred.condition import Conditional, render
 from condpred.elicit.outcomes import Distribution, outcomes
 from condpred.experiments.runner import (
     Item,
+    Row,
     expect_kind,
     open_run,
+    read_rows,
     recording,
     resumable,
 )
@@ -31,14 +33,27 @@ from condpred.planning.spec import OutcomeQuestion, PlanSet, load_plan_set, plan
 from condpred.store import Store
 
 KIND = "plan"
-TABLE = "plans"
+
+
+class PlanRow(Row):
+    """One plan's predictions: each outcome question's distribution, what the checks found,
+    the expected utility (when the plan set gives utilities) and the sampled reports."""
+
+    table: ClassVar[str] = "plans"
+
+    plan: str
+    carried_out: str
+    distributions: dict[str, dict[str, Any]]  # question -> Distribution.to_dict()
+    checks: list[dict[str, Any]]  # check_summary of each result (the full results beside)
+    expected_utility: dict[str, float] | None  # value, low, high
+    samples: list[str]
 
 
 @dataclass(frozen=True)
 class PlanRun:
     run_id: str | None
     plan_set: PlanSet
-    rows: list[dict[str, Any]]
+    rows: list[PlanRow]
 
 
 def plan(
@@ -62,7 +77,7 @@ def plan(
     return _run(plan_set, model, params, seed, store, run_id)
 
 
-@resumable(KIND, one_model=True)
+@resumable(KIND, rows=[PlanRow], one_model=True)
 def resume_plans(run_id: str, store: Store, model: PredictiveModel) -> PlanRun:
     """Finish an interrupted plan run from the plan set stored with it."""
     run = expect_kind(store.get_run(run_id), KIND)
@@ -74,7 +89,7 @@ def resume_plans(run_id: str, store: Store, model: PredictiveModel) -> PlanRun:
 def stored_plans(store: Store, run_id: str) -> PlanRun:
     run = store.get_run(run_id)
     plan_set = plan_set_from_dict(run.params["plan_set"], f"run {run.id}")
-    return PlanRun(run.id, plan_set, store.items(run.id, TABLE))
+    return PlanRun(run.id, plan_set, read_rows(store, run.id, PlanRow))
 
 
 def _run(
@@ -87,13 +102,13 @@ def _run(
 ) -> PlanRun:
     with recording(store, run_id) as recorder:
         rows = recorder.add_items(
-            TABLE,
+            PlanRow,
             range(len(plan_set.plans)),
             lambda i: predict_plan(plan_set, i, model, params, seed),
             "plans",
         )
     if store is not None:
-        rows = store.items(run_id, TABLE)
+        rows = read_rows(store, run_id, PlanRow)
     return PlanRun(run_id, plan_set, rows)
 
 
@@ -118,15 +133,15 @@ def predict_plan(
         sampling = SamplingParams(max_new_tokens=params["max_tokens"], seed=seed)
         reports = model.sample(rendered, params["samples"], sampling)
     results = plan_checks(plan_set, conditional, rendered, model, reports)
-    row = {
-        "index": index,
-        "plan": option.name,
-        "carried_out": option.carried_out,
-        "distributions": {name: d.to_dict() for name, d in dists.items()},
-        "checks": [check_summary(r) for r in results],
-        "expected_utility": expected_utility(plan_set.utilities, dists),
-        "samples": [s.text for s in reports],
-    }
+    row = PlanRow(
+        index=index,
+        plan=option.name,
+        carried_out=option.carried_out,
+        distributions={name: d.to_dict() for name, d in dists.items()},
+        checks=[check_summary(r) for r in results],
+        expected_utility=expected_utility(plan_set.utilities, dists),
+        samples=[s.text for s in reports],
+    )
     side = (conditional.to_yaml(), rendered, option.name)
     return Item(row, conditional=side, samples=reports, check_results=results)
 

@@ -1,36 +1,33 @@
 """Self-contained HTML reports of stored runs: tables and plotly figures that open offline.
 
-`build_report` dispatches on the run's kind to `sections/<kind>.py` (see `sections/__init__.py`
-for the interface) and lays the blocks out with a Jinja2 template shipped as package data.
+`build_report` dispatches on the run's kind to the section registered for it (see
+`sections/__init__.py` for the interface) and lays the blocks out with a Jinja2 template shipped
+as package data.
 plotly.js is written into the page once, with the first figure; every later figure reuses it, so
 the page needs no network and stays one file (about 5 MB).
 """
 
 from __future__ import annotations
 
-import importlib
 import json
+import sys
 from pathlib import Path
 from types import ModuleType
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
-from condpred.report.sections import Block
+from condpred.report.sections import SECTIONS, Block, generic
 from condpred.store import RunRecord, Store
 
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
 
 def section_module(kind: str) -> ModuleType:
-    """The module that reports runs of this kind, or the generic one."""
-    name = kind.replace("-", "_")
-    try:
-        return importlib.import_module(f"condpred.report.sections.{name}")
-    except ModuleNotFoundError as error:
-        if error.name != f"condpred.report.sections.{name}":
-            raise  # a section module that fails to import is a bug, not a missing section
-        return importlib.import_module("condpred.report.sections.generic")
+    """The module whose `build` reports runs of this kind (registered in SECTIONS), or the
+    generic one."""
+    build = SECTIONS.get(kind) if kind in SECTIONS else generic.build
+    return sys.modules[build.__module__]
 
 
 def build_report(store: Store, run_id: str) -> str:

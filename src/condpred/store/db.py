@@ -360,14 +360,15 @@ class Store:
         index: int,
         data: dict[str, Any],
         *,
+        version: int = 1,
         conditional: tuple[str, str, str | Path | None] | None = None,
         samples: Sequence[Sample] = (),
         check_results: Sequence[CheckResult] = (),
     ) -> None:
         """Store one experiment row (a forecast question, a plan, an eval item) **with its side
         records** — its conditional `(yaml, rendered, source)` at cond_index = index, its samples
-        and check results — in one transaction: an interrupted experiment keeps every item it
-        finished, whole, and none in part."""
+        and check results — in one transaction, with the `version` of the row model it follows:
+        an interrupted experiment keeps every item it finished, whole, and none in part."""
         run_id = self.resolve_id(run_id)
         with self._tx():
             if conditional is not None:
@@ -382,18 +383,32 @@ class Store:
                 self.add_check_results(run_id, index, list(check_results))
             self._insert(
                 f"item {index} of table {table!r} in run {run_id}",
-                "INSERT INTO items VALUES (?, ?, ?, ?, ?)",
-                (run_id, table, index, json.dumps(data, ensure_ascii=False, default=str), _now()),
+                "INSERT INTO items (run_id, table_name, item_index, data, created_at, row_version)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    run_id,
+                    table,
+                    index,
+                    json.dumps(data, ensure_ascii=False, default=str),
+                    _now(),
+                    version,
+                ),
             )
 
     def items(self, run_id: str, table: str) -> list[dict[str, Any]]:
-        """A run's rows in one experiment table, by item index."""
+        """A run's rows in one experiment table, by item index, as stored (JSON objects)."""
+        return [data for _, data in self.item_data(run_id, table)]
+
+    def item_data(self, run_id: str, table: str) -> list[tuple[int, dict[str, Any]]]:
+        """(row version, row) of each item in one experiment table, by item index: what
+        `experiments.runner.read_rows` reads typed rows from."""
         run_id = self.resolve_id(run_id)
         rows = self._q(
-            "SELECT data FROM items WHERE run_id = ? AND table_name = ? ORDER BY item_index",
+            "SELECT row_version, data FROM items WHERE run_id = ? AND table_name = ?"
+            " ORDER BY item_index",
             (run_id, table),
         )
-        return [json.loads(r[0]) for r in rows]
+        return [(r[0], json.loads(r[1])) for r in rows]
 
     def item_indices(self, run_id: str, table: str) -> set[int]:
         """Item indices already stored in a table; a resume computes only the others."""

@@ -94,4 +94,9 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE check_results ADD COLUMN spec TEXT;
     """,
+    # 5: the version of the kind's row model each item was written with (rows stored before
+    # this migration are version 1, the shape their kinds' row models declare).
+    """
+    ALTER TABLE items ADD COLUMN row_version INTEGER NOT NULL DEFAULT 1;
+    """,
 ]

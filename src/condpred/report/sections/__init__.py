@@ -1,24 +1,36 @@
 """One module per run kind builds that kind's part of an HTML report.
 
-The interface is one function, `build(store, run) -> list[Block]`, in a module named after the
-run's kind (`predict.py` for `kind="predict"`; a kind's hyphens become underscores). `html.py`
-finds it by name, so a new kind of run needs a new module here and nothing else; a kind without
-one gets `generic.py`. A block holds a title, an optional note, an HTML fragment built with the
+The interface is one function, `build(store, run) -> list[Block]`, registered for its kind with
+`@SECTIONS.register("kind")`; `html.py` looks the run's kind up, so a new kind of run needs one
+new module (here, or in a user's package through the entry-point group
+`condpred.report_sections`) and nothing else; a kind without one gets `generic.py`.
+A block holds a title, an optional note, an HTML fragment built with the
 escaping helpers below, and an optional plotly figure; `html.py` embeds plotly.js once per page.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from markupsafe import Markup, escape
 
+from condpred.registry import Registry
+
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
     from condpred.store import RunRecord, Store
+
+SECTIONS: Registry[Callable[[Store, RunRecord], list[Block]]] = Registry(
+    "report section",
+    "condpred.report_sections",
+    builtins=[
+        f"condpred.report.sections.{name}"
+        for name in ("agentic", "forecast", "plan", "predict", "score", "zero_one")
+    ],
+)
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from condpred.evals.agentic import KIND, contrasts, summarise
-from condpred.report.sections import Block, conditional_blocks, layout, table
+from condpred.evals.agentic import AgenticRow, contrasts, summarise
+from condpred.experiments.runner import read_rows
+from condpred.report.sections import SECTIONS, Block, conditional_blocks, layout, table
 from condpred.store import RunRecord, Store
 
 
+@SECTIONS.register("agentic")
 def build(store: Store, run: RunRecord) -> list[Block]:
-    rows = store.items(run.id, KIND)
+    rows = read_rows(store, run.id, AgenticRow)
     if not rows:
         return [Block("No items scored yet", note="Resume the run to score them.")]
     summary = summarise(rows, run.seed or 0)

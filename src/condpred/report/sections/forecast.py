@@ -10,7 +10,8 @@ import plotly.graph_objects as go
 
 from condpred import scoring
 from condpred.forecasting import stored_forecast, summarise
-from condpred.report.sections import Block, layout, table
+from condpred.forecasting.run import ForecastRow
+from condpred.report.sections import SECTIONS, Block, layout, table
 from condpred.store import RunRecord, Store
 
 METRICS = (
@@ -21,6 +22,7 @@ METRICS = (
 )
 
 
+@SECTIONS.register("forecast")
 def build(store: Store, run: RunRecord) -> list[Block]:
     result = stored_forecast(store, run.id)
     cutoff = run.params.get("cutoff")
@@ -139,19 +141,10 @@ def source_figure(summary: dict[str, Any]) -> go.Figure:
     return layout(figure, "Brier score per source (lower is better)", "source", "Brier")
 
 
-def questions_block(rows: list[dict[str, Any]]) -> Block:
+def questions_block(rows: list[ForecastRow]) -> Block:
     header = ("id", "source", "as of", "resolved", "P(yes)", "crowd", "outcome", "reasoning")
     cells = [
-        (
-            r["id"],
-            r["source"],
-            r["as_of"],
-            r["resolved"],
-            r["prob"],
-            r["crowd_prob"],
-            r["outcome"],
-            r.get("reasoning") or "",
-        )
+        (r.id, r.source, r.as_of, r.resolved, r.prob, r.crowd_prob, r.outcome, r.reasoning or "")
         for r in rows
     ]
     return Block(f"Questions ({len(rows)})", table(header, cells))

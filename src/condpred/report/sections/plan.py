@@ -9,10 +9,11 @@ import plotly.graph_objects as go
 from markupsafe import Markup
 
 from condpred.planning import stored_plans
-from condpred.report.sections import Block, layout, pre, table
+from condpred.report.sections import SECTIONS, Block, layout, pre, table
 from condpred.store import RunRecord, Store
 
 
+@SECTIONS.register("plan")
 def build(store: Store, run: RunRecord) -> list[Block]:
     result = stored_plans(store, run.id)
     questions = [q.name for q in result.plan_set.questions]

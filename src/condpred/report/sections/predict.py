@@ -6,10 +6,11 @@ import plotly.graph_objects as go
 
 from condpred.checks.base import CheckResult
 from condpred.model.base import Sample
-from condpred.report.sections import Block, conditional_blocks, layout, table
+from condpred.report.sections import SECTIONS, Block, conditional_blocks, layout, table
 from condpred.store import RunRecord, Store
 
 
+@SECTIONS.register("predict")
 def build(store: Store, run: RunRecord) -> list[Block]:
     blocks = conditional_blocks(store, run)
     samples = store.samples(run.id)

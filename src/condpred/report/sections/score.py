@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from condpred.report.sections import Block, conditional_blocks, layout, table
+from condpred.report.sections import SECTIONS, Block, conditional_blocks, layout, table
 from condpred.store import RunRecord, Store
 
 
+@SECTIONS.register("score")
 def build(store: Store, run: RunRecord) -> list[Block]:
     blocks = conditional_blocks(store, run)
     scores = store.scores(run.id)

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import plotly.graph_objects as go
 
-from condpred.evals.zero_one import KIND, contrasts, summarise
-from condpred.report.sections import Block, conditional_blocks, layout, table
+from condpred.evals.zero_one import ZeroOneRow, contrasts, summarise
+from condpred.experiments.runner import read_rows
+from condpred.report.sections import SECTIONS, Block, conditional_blocks, layout, table
 from condpred.report.sections.agentic import interval
 from condpred.store import RunRecord, Store
 
 
+@SECTIONS.register("zero-one")
 def build(store: Store, run: RunRecord) -> list[Block]:
-    rows = store.items(run.id, KIND)
+    rows = read_rows(store, run.id, ZeroOneRow)
     if not rows:
         return [Block("No items scored yet", note="Resume the run to score them.")]
     summary = summarise(rows, run.seed or 0)
