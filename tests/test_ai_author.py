@@ -19,10 +19,13 @@ from condpred.checks._validate import (
     validation_record,
 )
 from condpred.checks.ai_author import (
+    AI_AUTHORS,
+    HUMAN_AUTHORS,
     PROBE_SETS,
     AIAuthorCheck,
     ProbeSet,
     ai_probability,
+    author_ratio,
     lexical_hits,
     probe_set,
 )
@@ -297,6 +300,57 @@ def test_validation_rows_on_a_folder(tiny, tmp_path):
     record = validation_record(rows, model="tiny", data="d", limit=2, seed=3, seconds=1.26)
     assert json.loads(json.dumps(record))["rows"] == json.loads(json.dumps(rows))
     assert record["limit"] == 2 and record["seconds"] == 1.3
+
+
+# --- the author ratio and the Fast-DetectGPT anchor -------------------------------------------
+
+
+def test_the_author_ratio_equals_the_hand_computed_value(tiny):
+    page = Conditional(camera="news-article", title="Treaty signed", prefix="GENEVA -")
+    got = author_ratio(tiny, page, TEXT)
+
+    def side(authors):
+        logp = [tiny.score(render(page.with_(authors=[a])), [TEXT])[0].logprob for a in authors]
+        return float(np.logaddexp.reduce(logp) - math.log(len(logp)))
+
+    human, ai = side(HUMAN_AUTHORS), side(AI_AUTHORS)
+    assert got["llr"] == pytest.approx(ai - human, abs=1e-4)
+    assert got["llr_per_token"] == pytest.approx((ai - human) / got["tokens"], abs=1e-6)
+    # The conditional's own authors are replaced, so they cannot move the ratio.
+    stated = page.with_(authors=[Author(name="GPT-7", kind="ai")])
+    assert author_ratio(tiny, stated, TEXT)["llr"] == pytest.approx(got["llr"], abs=1e-5)
+
+
+def test_fast_detect_is_standard_on_the_models_own_samples(tiny):
+    """Known answer: on text the model samples itself the criterion has mean 0 and variance
+    about 1 (each position's term is centred and scaled by the model's own distribution)."""
+    from condpred.checks._validate import fast_detect_criterion
+    from condpred.model.base import SamplingParams
+
+    drawn = tiny.sample("", 40, SamplingParams(max_new_tokens=24, seed=1))
+    values = np.array([fast_detect_criterion(tiny, s.text) for s in drawn if s.text.strip()])
+    assert len(values) >= 30
+    assert abs(values.mean()) < 4 * values.std(ddof=1) / math.sqrt(len(values))
+    assert 0.4 < values.std(ddof=1) < 1.8
+    # Its log-likelihood term is the backend's own score of the text as a whole document.
+    assert np.isfinite(fast_detect_criterion(tiny, TEXT))
+
+
+def test_self_sampled_and_planted_validations(tiny):
+    from condpred.checks._validate import validate_planted, validate_self_sampled
+
+    pages = [("a", Conditional(camera="news-article", title="Treaty signed", prefix="GENEVA -"))]
+    found = validate_self_sampled(tiny, pages * 2, samples=3, max_tokens=8)
+    assert found["n_pairs"] == 6 and set(found["signals"]) == {
+        "ai_author probes",
+        "author ratio",
+        "likelihood",
+    }
+    for signal in found["signals"].values():
+        assert 0 <= signal["auroc"] <= 1 and signal["ci"][0] <= signal["ci"][1]
+    (planted,) = validate_planted(tiny, pages, " the details follow.")
+    assert planted["llr_human"] == pytest.approx(planted["llr_ai"], abs=1e-6)
+    assert planted["p_ai_human"] != planted["p_ai_ai"]
 
 
 # --- planted AI authors on the embedded model -------------------------------------------------

@@ -122,24 +122,55 @@ def test_a_kinds_resume_refuses_another_kinds_run_before_loading_a_model(model, 
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
-def test_every_experiment_kind_exports_one_row_per_item(model, tmp_path, fmt):
+def test_every_experiment_kind_exports_one_row_per_item(model, tiny_model_dir, tmp_path, fmt):
+    """One row per item, its columns the kind's row model's fields, for all four kinds."""
+    from condpred.evals.agentic import AgenticRow, run_agentic
+    from condpred.evals.zero_one import ZeroOneRow, run_zero_one
+    from condpred.forecasting.run import ForecastRow
+    from condpred.planning.run import PlanRow
+    from tests.test_agentic import data_file
+    from tests.test_zero_one import TEMPLATE, write_templates
+
+    def load(spec):
+        return HFModel.from_pretrained(tiny_model_dir, spec=spec, device="cpu")
+
     path = write_questions(tmp_path / "q.jsonl", [question(i) for i in range(3)])
     with Store(tmp_path / "runs.db") as store:
         runs = {
-            "forecast": forecast(path, model, store=store).run_id,
-            "plan": plan(
-                write(tmp_path / "p.yaml", PLAN_SET), model, samples=1, max_tokens=3, store=store
-            ).run_id,
+            "forecast": (forecast(path, model, store=store).run_id, ForecastRow, 3),
+            "plan": (
+                plan(
+                    write(tmp_path / "p.yaml", PLAN_SET),
+                    model,
+                    samples=1,
+                    max_tokens=3,
+                    store=store,
+                ).run_id,
+                PlanRow,
+                2,
+            ),
+            "agentic": (
+                run_agentic(data_file(tmp_path), ["m1"], ["raw"], store=store, load=load).run_id,
+                AgenticRow,
+                5,
+            ),
+            "zero-one": (
+                run_zero_one(
+                    ["m1"], templates=write_templates(tmp_path, TEMPLATE), store=store, load=load
+                ).run_id,
+                ZeroOneRow,
+                8,
+            ),
         }
-        for kind, run_id in runs.items():
+        for kind, (run_id, row_model, n_items) in runs.items():
             target = tmp_path / f"{kind}.{fmt}"
             n = store.export(run_id, target)
             readers = {"jsonl": lambda p: pd.read_json(p, lines=True), "csv": pd.read_csv}
             frame = readers.get(fmt, pd.read_parquet)(target)
-            assert n == len(frame) == {"forecast": 3, "plan": 2}[kind]
+            assert n == len(frame) == n_items, kind
             assert set(frame["run_kind"]) == {kind} and list(frame["index"]) == list(range(n))
             assert store.to_frame(run_id).shape == frame.shape
-            assert {"forecast": "prob", "plan": "distributions"}[kind] in frame.columns
+            assert set(row_model.model_fields) <= set(frame.columns)
 
 
 def test_jobs_sent_in_batches_give_the_rows_of_one_at_a_time(tiny_model_dir, tmp_path):

@@ -2,9 +2,12 @@
 
 `validate_ai_author` runs the ai_author probe on pairs of human-written and machine-written texts
 (the Fast-DetectGPT format: `{"original": [human...], "sampled": [machine...]}`, paired by index)
-and reports, per file, the AUROC of P(AI) with a paired-bootstrap 95% interval, beside the classic
-likelihood baseline (machine text is more probable: mean token log-prob) under the same model, so
-the number can be read against something.
+and reports, per file, the AUROC of each signal with a paired-bootstrap 95% interval: the probes'
+P(AI), the author likelihood ratio (`author_ratio`), and two anchors under the same model — the
+classic likelihood baseline (machine text is more probable: mean token log-prob) and
+Fast-DetectGPT's analytic criterion (Bao et al. 2024: the text's log-likelihood against what the
+model expects of its own samples, standardised; `hf` models only) — so each number can be read
+against something.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from condpred.checks.ai_author import ai_probability
+from condpred.checks.ai_author import ai_probability, author_ratio
+from condpred.condition import Author, Conditional, render
 from condpred.errors import InputError
 from condpred.model.base import PredictiveModel
 from condpred.progress import progress_bar
@@ -122,38 +126,74 @@ def load_pairs(path: str | Path) -> tuple[list[tuple[str, str]], int]:
     return pairs, len(human) - len(pairs)
 
 
-def score_text(model: PredictiveModel, text: str, camera: str = "plain") -> tuple[float, float]:
-    """(P(AI) from the ai_author probes, mean token log-prob of the text itself).
+# Each signal's per-pair score keys (`{key}_human`, `{key}_machine`) and its row's AUROC and CI
+# keys; every signal is oriented so that higher means "machine".
+SIGNALS = {
+    "ai_author probes": ("p_ai", "auroc", "auroc_ci"),
+    "author ratio": ("llr", "llr_auroc", "llr_ci"),
+    "likelihood": ("baseline", "baseline_auroc", "baseline_ci"),
+    "Fast-DetectGPT": ("fastdetect", "fastdetect_auroc", "fastdetect_ci"),
+}
 
-    Two `score` calls: the probes continue the text (its cache computed once); the baseline
-    scores the text as a whole document after the start of text."""
+
+def score_text(model: PredictiveModel, text: str, camera: str = "plain") -> dict[str, float]:
+    """Every signal for one text: P(AI) from the probes (the text continued by each probe), the
+    author ratio per token (the text under a plain document with a human vs an AI author), the
+    mean token log-prob of the text as a whole document, and Fast-DetectGPT's criterion (NaN
+    where the backend gives no full distributions)."""
     p_ai, _ = ai_probability(model, text, camera)
+    document = Conditional.model_construct(camera=camera)
     whole = model.score("", [text])[0]
-    return p_ai, whole.logprob / max(len(whole.token_logprobs), 1)
+    return {
+        "p_ai": p_ai,
+        "llr": author_ratio(model, document, text)["llr_per_token"],
+        "baseline": whole.logprob / max(len(whole.token_logprobs), 1),
+        "fastdetect": fast_detect_criterion(model, text),
+    }
+
+
+def fast_detect_criterion(model: PredictiveModel, text: str) -> float:
+    """(log p(x) - sum_t E_p[log p]) / sqrt(sum_t Var_p[log p]) over the text's tokens, one model
+    sampling and scoring (Fast-DetectGPT's analytic form); needs the full next-token
+    distributions, which only the `hf` backend exposes (NaN elsewhere)."""
+    from condpred.model.hf import HFModel
+
+    if not isinstance(model, HFModel):
+        return float("nan")
+    import torch
+
+    ids = [*model.context_ids(""), *model.encode(text)]
+    with torch.no_grad():
+        logits = model.model(torch.tensor([ids], device=model.device)).logits[0, :-1].float()
+    logp = torch.log_softmax(logits, dim=-1)
+    targets = torch.tensor(ids[1:], device=logp.device)
+    observed = logp.gather(1, targets[:, None]).squeeze(1)
+    probs = logp.exp()
+    expected = (probs * logp).sum(-1)
+    variance = (probs * logp.square()).sum(-1) - expected.square()
+    return float((observed.sum() - expected.sum()) / variance.sum().clamp_min(1e-12).sqrt())
 
 
 def _auroc_with_ci(human: np.ndarray, machine: np.ndarray, seed: int) -> tuple[float, list[float]]:
     """AUROC of machine (positive) over human (negative), and its paired-bootstrap 95% interval."""
+    if np.isnan(human).any() or np.isnan(machine).any():
+        return float("nan"), [float("nan"), float("nan")]
     low, high = bootstrap_ci(lambda h, m: auroc(m, h), human, machine, n=1000, seed=seed)
     return auroc(machine, human), [low, high]
 
 
 def summarise_scores(name: str, scores: dict[str, list[float]], seed: int = 0) -> dict[str, Any]:
-    """A row from per-pair scores: AUROC and CI for P(AI) and for the likelihood baseline."""
+    """A row from per-pair scores: each signal's AUROC and CI (`auroc`/`auroc_ci` for the
+    probes, `baseline_auroc`/`baseline_ci` for likelihood, and so on)."""
     arrays = {key: np.asarray(values, dtype=float) for key, values in scores.items()}
-    p_auc, p_ci = _auroc_with_ci(arrays["p_ai_human"], arrays["p_ai_machine"], seed)
-    b_auc, b_ci = _auroc_with_ci(arrays["baseline_human"], arrays["baseline_machine"], seed)
-    return {
-        "file": name,
-        "n": len(arrays["p_ai_human"]),
-        "auroc": p_auc,
-        "auroc_ci": p_ci,
-        "baseline_auroc": b_auc,
-        "baseline_ci": b_ci,
-        "p_ai_mean_human": float(arrays["p_ai_human"].mean()),
-        "p_ai_mean_machine": float(arrays["p_ai_machine"].mean()),
-        "scores": scores,
-    }
+    row: dict[str, Any] = {"file": name, "n": len(arrays["p_ai_human"])}
+    for key, auc_key, ci_key in SIGNALS.values():
+        value, ci = _auroc_with_ci(arrays[f"{key}_human"], arrays[f"{key}_machine"], seed)
+        row[auc_key], row[ci_key] = value, ci
+    row["p_ai_mean_human"] = float(arrays["p_ai_human"].mean())
+    row["p_ai_mean_machine"] = float(arrays["p_ai_machine"].mean())
+    row["scores"] = scores
+    return row
 
 
 def validate_file(
@@ -171,14 +211,13 @@ def validate_file(
         raise InputError("no usable pairs", source=str(path), fix=FORMAT_FIX)
     start = time.perf_counter()
     scores: dict[str, list[float]] = {
-        k: [] for k in ("p_ai_human", "p_ai_machine", "baseline_human", "baseline_machine")
+        f"{key}_{side}": [] for key, *_ in SIGNALS.values() for side in ("human", "machine")
     }
     with progress_bar(len(pairs), f"ai_author on {path.name}") as advance:
         for human, machine in pairs:
             for side, text in (("human", human), ("machine", machine)):
-                p_ai, baseline = score_text(model, text, camera)
-                scores[f"p_ai_{side}"].append(p_ai)
-                scores[f"baseline_{side}"].append(baseline)
+                for key, value in score_text(model, text, camera).items():
+                    scores[f"{key}_{side}"].append(value)
             advance(1)
     row = summarise_scores(name or path.name, scores, seed)
     row["identical_pairs_dropped"] = identical
@@ -223,17 +262,101 @@ def validate_ai_author(
 
 def format_validation(rows: Sequence[dict[str, Any]]) -> str:
     """The rows as a Markdown table, for the terminal and for pasting into a README."""
+    names = list(SIGNALS)
     lines = [
-        "| file | n | ai_author AUROC [95% CI] | likelihood baseline AUROC [95% CI] |",
-        "| --- | ---: | --- | --- |",
+        "| file | n | " + " | ".join(f"{name} AUROC [95% CI]" for name in names) + " |",
+        "| --- | ---: |" + " --- |" * len(names),
     ]
     for row in rows:
-        lines.append(
-            f"| {row['file']} | {row['n']} | {_auc(row['auroc'], row['auroc_ci'])} "
-            f"| {_auc(row['baseline_auroc'], row['baseline_ci'])} |"
-        )
+        cells = [_auc(row[auc], row[ci]) for _, auc, ci in SIGNALS.values()]
+        lines.append(f"| {row['file']} | {row['n']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
 def _auc(value: float, ci: Sequence[float]) -> str:
+    if np.isnan(value):
+        return "n/a"
     return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+# Authors the self-sampled validation conditions on: none of them is among the authors that
+# `author_ratio` compares, so the check cannot win by recognising its own phrasing.
+SAMPLING_AUTHORS = {
+    "human": Author(name="Maria Gonzalez"),
+    "ai": Author(name="Claude, an AI assistant made by Anthropic", kind="ai"),
+}
+
+
+def validate_self_sampled(
+    model: PredictiveModel,
+    conditionals: Sequence[tuple[str, Conditional]],
+    samples: int = 6,
+    max_tokens: int = 60,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Can each signal tell whom the model was predicting? Continuations are sampled under each
+    conditional with a human author and with an AI author (`SAMPLING_AUTHORS`), then shown to
+    the signals under the conditional *without* its authors: the probes after it, the author
+    ratio, and the likelihood of the continuation there. AUROC of AI-author samples over
+    human-author ones, paired by (conditional, sample index)."""
+    from condpred.model.base import SamplingParams
+
+    params = SamplingParams(max_new_tokens=max_tokens, seed=seed)
+    scores: dict[str, list[float]] = {
+        f"{key}_{side}": [] for key in ("p_ai", "llr", "baseline") for side in ("human", "machine")
+    }
+    per_conditional = []
+    with progress_bar(len(conditionals) * 2, "ai_author on self-sampled text") as advance:
+        for name, conditional in conditionals:
+            bare = conditional.model_copy(update={"authors": []})
+            shown = render(bare)
+            for side, label in (("human", "human"), ("ai", "machine")):
+                authored = conditional.model_copy(update={"authors": [SAMPLING_AUTHORS[side]]})
+                drawn = model.sample(render(authored), samples, params)
+                for sample in drawn:
+                    p_ai, _ = ai_probability(model, shown + sample.text, conditional.camera)
+                    ratio = author_ratio(model, bare, sample.text)
+                    whole = model.score(shown, [sample.text])[0]
+                    scores[f"p_ai_{label}"].append(p_ai)
+                    scores[f"llr_{label}"].append(ratio["llr_per_token"])
+                    scores[f"baseline_{label}"].append(
+                        whole.logprob / max(len(whole.token_logprobs), 1)
+                    )
+                    per_conditional.append({"conditional": name, "side": side, "text": sample.text})
+                advance(1)
+    arrays = {key: np.asarray(values, dtype=float) for key, values in scores.items()}
+    signals = {}
+    for name, (key, *_) in SIGNALS.items():
+        if f"{key}_human" in arrays:
+            value, ci = _auroc_with_ci(arrays[f"{key}_human"], arrays[f"{key}_machine"], seed)
+            signals[name] = {"auroc": value, "ci": ci}
+    return {
+        "n_pairs": len(arrays["p_ai_human"]),
+        "samples_per_side": samples,
+        "max_tokens": max_tokens,
+        "sampling_authors": {k: a.name for k, a in SAMPLING_AUTHORS.items()},
+        "signals": signals,
+        "scores": scores,
+        "samples": per_conditional,
+    }
+
+
+def validate_planted(
+    model: PredictiveModel,
+    conditionals: Sequence[tuple[str, Conditional]],
+    text: str,
+) -> list[dict[str, Any]]:
+    """The same document with a human author and with an AI author (`SAMPLING_AUTHORS`), one
+    neutral continuation: each signal's value on both sides. The probes read the stated author;
+    the author ratio, which sets its own authors, cannot (the same value on both sides)."""
+    rows = []
+    for name, conditional in conditionals:
+        row: dict[str, Any] = {"conditional": name}
+        for side, author in SAMPLING_AUTHORS.items():
+            authored = conditional.model_copy(update={"authors": [author]})
+            p_ai, _ = ai_probability(model, render(authored) + text, conditional.camera)
+            ratio = author_ratio(model, authored, text)
+            row[f"p_ai_{side}"] = p_ai
+            row[f"llr_{side}"] = ratio["llr_per_token"]
+        rows.append(row)
+    return rows

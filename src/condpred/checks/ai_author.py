@@ -12,6 +12,14 @@ lexical tells ("As an AI language model, ...") are reported beside it and can ra
 
 Cost: one `score` call per text: the text is the context (its KV cache is computed once) and each
 probe + answer (18 in all, at most about 11 tokens each) is a short continuation.
+
+A second signal asks whom the model believes it is predicting, from the text itself:
+`author_ratio` scores the text under the same document with a human author and with an AI author
+(three phrasings a side, pooled), log P(text | AI author) - log P(text | human author). The same
+model scores both sides, so how typical the text is of the model itself ("it was sampled from
+me") cancels: what is left is how much more an AI author explains the text than a human one.
+It is evidence beside the probes while it is being validated (README: "Does ai_author detect AI
+authors?").
 """
 
 from __future__ import annotations
@@ -22,10 +30,12 @@ import statistics
 import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from condpred.checks import CHECKS
 from condpred.checks.base import VERDICT_ORDER, CheckInput, CheckResult, Verdict, verdict
+from condpred.condition import Author, Conditional, render
 from condpred.errors import InputError
 from condpred.model.base import PredictiveModel, Score
 from condpred.probability import logsumexp
@@ -234,6 +244,46 @@ def summarise(per_probe: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "p_ai_min": min(values),
         "p_ai_max": max(values),
         "probes": list(per_probe),
+    }
+
+
+# Authors a document of any camera can name: two human writers and a newsroom byline, and AI
+# authors named as such (kind "ai", which cameras that show it render as "(AI system)").
+HUMAN_AUTHORS = (Author(name="Sarah Mitchell"), Author(name="David Okafor"), Author(name="Staff"))
+AI_AUTHORS = (
+    Author(name="ChatGPT, an AI assistant", kind="ai"),
+    Author(name="an AI language model", kind="ai"),
+    Author(name="GPT-4, an AI system by OpenAI", kind="ai"),
+)
+
+
+def author_ratio(
+    model: PredictiveModel,
+    conditional: Conditional,
+    text: str,
+    cameras_dir: str | Path | None = None,
+) -> dict[str, Any]:
+    """log P(text | the document with an AI author) - log P(text | with a human author), in nats
+    and per token of the text, each side pooled over its authors (log of the mean probability).
+    The conditional's own authors are replaced; one batch of requests."""
+    authors = [*HUMAN_AUTHORS, *AI_AUTHORS]
+    documents = [
+        render(conditional.model_copy(update={"authors": [author]}), cameras_dir)
+        for author in authors
+    ]
+    scores = model.score_requests([(document, text) for document in documents])
+    logp = [s.logprob for s in scores]
+    n = len(HUMAN_AUTHORS)
+    human = logsumexp(logp[:n]) - math.log(n)
+    ai = logsumexp(logp[n:]) - math.log(len(authors) - n)
+    tokens = max(statistics.fmean(len(s.tokens) for s in scores), 1.0)
+    return {
+        "llr": ai - human,
+        "llr_per_token": (ai - human) / tokens,
+        "tokens": tokens,
+        "logp_human": human,
+        "logp_ai": ai,
+        "by_author": {a.name: lp for a, lp in zip(authors, logp, strict=True)},
     }
 
 

@@ -10,6 +10,7 @@ cache across the batch; `openai` keeps many requests in flight for a batching se
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -75,6 +76,14 @@ def split_trailing_whitespace(context: str, continuation: str) -> tuple[str, str
 
 
 ScoreRequest = tuple[str, str]  # (context, continuation)
+
+
+def sample_seed(seed: int, index: int, bits: int = 63) -> int:
+    """The seed of sample `index` on every backend: a hash, so sample i is the same however a
+    run is batched, split or resumed, and nearby (seed, index) pairs are unrelated. `bits`
+    narrows it for servers (31 fits llama.cpp's uint32, vLLM's int64 and others' int32)."""
+    digest = hashlib.sha256(f"{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & (2**bits - 1)
 
 
 @runtime_checkable

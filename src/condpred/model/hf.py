@@ -12,7 +12,6 @@ size; `tests/test_hf_backend.py` checks exactly that.
 from __future__ import annotations
 
 import copy
-import hashlib
 import inspect
 import math
 from collections.abc import Sequence
@@ -31,6 +30,7 @@ from condpred.model.base import (
     Score,
     ScoreRequest,
     TokenProb,
+    sample_seed,
     split_trailing_whitespace,
 )
 from condpred.model.head import OutputHead, decoder_of
@@ -45,12 +45,6 @@ class _Request:
     context_ids: tuple[int, ...]
     continuation_ids: tuple[int, ...]
     continuation: str
-
-
-def sample_seed(seed: int, index: int) -> int:
-    """The seed of sample `index`: a hash, so sample i is the same however runs are batched."""
-    digest = hashlib.sha256(f"{seed}:{index}".encode()).digest()
-    return int.from_bytes(digest[:8], "little") & (2**63 - 1)
 
 
 def pick_device(device: str | None) -> torch.device:

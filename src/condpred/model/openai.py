@@ -43,7 +43,6 @@ for the rare token outside that top-k, asks for it directly by forcing it with `
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 import time
@@ -62,6 +61,7 @@ from condpred.model.base import (
     Score,
     ScoreRequest,
     TokenProb,
+    sample_seed,
     split_trailing_whitespace,
 )
 
@@ -84,15 +84,6 @@ NEUTRAL_SAMPLING = {
     "frequency_penalty": 0.0,
 }
 RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError)
-
-
-def sample_seed(seed: int, index: int) -> int:
-    """The server seed for sample `index`: a hash, so nearby (seed, index) pairs are unrelated.
-
-    31 bits, so it fits every server's seed type (llama.cpp uint32, vLLM int64, others int32).
-    """
-    digest = hashlib.sha256(f"condpred:{seed}:{index}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 @dataclass(frozen=True)
@@ -353,7 +344,7 @@ class OpenAIModel(BatchedScoring):
             "temperature": params.temperature,
             "top_p": params.top_p,
             "stop": list(params.stop),
-            "seed": sample_seed(params.seed, index),
+            "seed": sample_seed(params.seed, index, bits=31),
             "logprobs": 1,
         }
         choice = self._complete(body)
