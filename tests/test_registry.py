@@ -121,6 +121,9 @@ def test_an_unknown_name_lists_what_is_registered():
         get_check("no_such_check")
     assert "unknown check 'no_such_check'" in str(error.value)
     assert "ai_author" in str(error.value) and "condpred.checks" in str(error.value)
+    assert "Did you mean" not in str(error.value)
+    with pytest.raises(InputError, match="Did you mean 'ai_author'"):
+        get_check("ai_autor")
     assert {"gguf", "hf", "openai"} <= set(BACKENDS.names())
 
 

@@ -12,6 +12,7 @@ point in the registry's group that names the module to import, e.g. in its pypro
 
 from __future__ import annotations
 
+import difflib
 import importlib
 from collections.abc import Callable, Iterator, Sequence
 from importlib.metadata import entry_points
@@ -45,11 +46,13 @@ class Registry(Generic[T]):
         """The entry named `name`; an unknown name is an InputError listing the known ones."""
         self._load()
         if name not in self._entries:
+            close = difflib.get_close_matches(name, self.names(), n=1)
+            guess = f"Did you mean '{close[0]}'? " if close else ""
             raise InputError(
                 f"unknown {self.what} '{name}'",
                 field=field,
-                fix=f"Use one of: {', '.join(self.names())}; a package adds its own through "
-                f"the entry-point group '{self.group}'",
+                fix=f"{guess}Use one of: {', '.join(self.names())}; a package adds its own "
+                f"through the entry-point group '{self.group}'",
             )
         return self._entries[name]
 
