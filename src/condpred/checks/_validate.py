@@ -75,6 +75,14 @@ def validation_record(
         "seed": seed,
         "bootstrap": "paired over pairs, 1000 resamples, percentile 95%",
         "baseline": "mean token log-prob of the text under the same model (higher = machine)",
+        "signals": {
+            "auroc": "ai_author probes: mean P(AI) over the camera's disclosure probes",
+            "llr_auroc": "author ratio: log P(text | AI author) - log P(text | human author), "
+            "per token, plain document, three authors a side",
+            "baseline_auroc": "likelihood: mean token log-prob of the text",
+            "fastdetect_auroc": "Fast-DetectGPT analytic criterion, the same model sampling "
+            "and scoring (hf only)",
+        },
         "date": dt.date.today().isoformat(),
         "seconds": round(seconds, 1),
         "rows": list(rows),
