@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from condpred import load_conditional, load_model
-from condpred.checks._validate import (
+from condpred.checks.validation import (
     format_validation,
     validate_ai_author,
     validate_planted,

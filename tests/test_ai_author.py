@@ -12,12 +12,6 @@ import pytest
 
 from condpred import Author, Conditional, InputError, Sample, load_conditional, render
 from condpred.checks import get_check
-from condpred.checks._validate import (
-    format_validation,
-    load_pairs,
-    validate_ai_author,
-    validation_record,
-)
 from condpred.checks.ai_author import (
     AI_AUTHORS,
     HUMAN_AUTHORS,
@@ -30,6 +24,12 @@ from condpred.checks.ai_author import (
     probe_set,
 )
 from condpred.checks.base import CheckInput
+from condpred.checks.validation import (
+    format_validation,
+    load_pairs,
+    validate_ai_author,
+    validation_record,
+)
 from condpred.model.hf import HFModel
 
 CHECK = AIAuthorCheck()  # the check with its default thresholds
@@ -324,7 +324,7 @@ def test_the_author_ratio_equals_the_hand_computed_value(tiny):
 def test_fast_detect_is_standard_on_the_models_own_samples(tiny):
     """Known answer: on text the model samples itself the criterion has mean 0 and variance
     about 1 (each position's term is centred and scaled by the model's own distribution)."""
-    from condpred.checks._validate import fast_detect_criterion
+    from condpred.checks.validation import fast_detect_criterion
     from condpred.model.base import SamplingParams
 
     drawn = tiny.sample("", 40, SamplingParams(max_new_tokens=24, seed=1))
@@ -337,7 +337,7 @@ def test_fast_detect_is_standard_on_the_models_own_samples(tiny):
 
 
 def test_self_sampled_and_planted_validations(tiny):
-    from condpred.checks._validate import validate_planted, validate_self_sampled
+    from condpred.checks.validation import validate_planted, validate_self_sampled
 
     pages = [("a", Conditional(camera="news-article", title="Treaty signed", prefix="GENEVA -"))]
     found = validate_self_sampled(tiny, pages * 2, samples=3, max_tokens=8)

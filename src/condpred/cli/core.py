@@ -154,7 +154,7 @@ def checks_validate(
 ) -> None:
     """AUROC (bootstrap 95% CI) of a check on labelled human vs machine text, per file, beside
     the likelihood baseline (mean token log-prob under the same model)."""
-    from condpred.checks._validate import (
+    from condpred.checks.validation import (
         check_data,
         format_validation,
         validate_ai_author,
