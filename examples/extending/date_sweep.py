@@ -17,7 +17,7 @@ import datetime as dt
 from typing import ClassVar
 
 import condpred as cp
-from condpred.experiments.runner import (
+from condpred.experiments import (
     ModelLoader,
     Row,
     expect_kind,
