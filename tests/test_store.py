@@ -507,7 +507,9 @@ def test_sigkill_loses_nothing_reported(tmp_path: Path) -> None:
             last = s.samples(run)[reported[-1]]
             assert last.text.endswith(str(reported[-1]))
             assert last.token_logprobs[0] == -reported[-1] / 3
-            assert s.get_run(run).status == "running"  # "interrupted" is the caller's to set
+            killed = s.get_run(run)  # its process is gone: detected, not guessed
+            assert killed.status == "interrupted" and f"({proc.pid} on " in killed.error
+            assert s._q("SELECT status FROM runs WHERE id = ?", (run,))[0][0] == "running"
             s.add_sample(run, 0, Sample("resumed", [], [], "eos", len(stored)))
             s.finish_run(run, "interrupted")
     with Store(path) as s:
@@ -527,3 +529,52 @@ def test_item_rows_export_every_column_and_refuse_mixed_types(store: Store, tmp_
     with pytest.raises(InputError, match="one type per column") as caught:
         store.export(run, tmp_path / "mixed.parquet")
     assert "jsonl" in caught.value.fix
+
+
+def test_latest_names_the_newest_runs(tmp_path):
+    with Store(tmp_path / "runs.db") as store:
+        with pytest.raises(InputError, match="this store has 0 runs"):
+            store.resolve_id("latest")
+        first, second = (store.create_run("predict", "m", {}, 0) for _ in range(2))
+        assert store.resolve_id("latest") == store.resolve_id(" latest~0 ") == second
+        assert store.get_run("latest~1").id == first
+        with pytest.raises(InputError, match="'latest~2': this store has 2 runs"):
+            store.resolve_id("latest~2")
+
+
+def test_a_live_run_is_not_resumed_twice_and_a_dead_one_reads_interrupted(tmp_path):
+    """A run owned by a live process (a real child that created it and waits) is refused by
+    reopen_run; once that process is killed, the run reads 'interrupted' and reopens."""
+    db = tmp_path / "runs.db"
+    child = subprocess.Popen(
+        [sys.executable, "-c", OWNER_SCRIPT, str(db)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        run = child.stdout.readline().strip()
+        with Store(db) as store:
+            live = store.get_run(run)
+            assert live.status == "running" and live.live_elsewhere
+            with pytest.raises(InputError, match=f"still running in process {child.pid}"):
+                store.reopen_run(run)
+    finally:
+        child.kill()
+        child.wait()
+    with Store(db) as store:
+        assert store.get_run(run).status == "interrupted"
+        store.reopen_run(run)
+        mine = store.get_run(run)
+        assert mine.status == "running" and not mine.live_elsewhere
+        assert mine.owner["pid"] == os.getpid()
+        store.finish_run(run, timings={"sample_s": 2.0, "new_tokens": 10})
+        store.reopen_run(run)
+        store.finish_run(run, timings={"sample_s": 0.5, "new_tokens": 3, "check_s": 1.0})
+        assert store.get_run(run).timings == {"sample_s": 2.5, "new_tokens": 13, "check_s": 1.0}
+
+
+OWNER_SCRIPT = """
+import sys, time
+from condpred import Store
+store = Store(sys.argv[1])
+print(store.create_run("predict", "m", {}, 0), flush=True)
+time.sleep(600)
+"""

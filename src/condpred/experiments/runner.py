@@ -27,7 +27,7 @@ from condpred.errors import InputError
 from condpred.model.base import PredictiveModel, Sample, Score
 from condpred.progress import progress_bar
 from condpred.registry import Registry
-from condpred.store import RunRecord, Store
+from condpred.store import RunRecord, Store, refuse_if_live
 
 if TYPE_CHECKING:
     from condpred.checks.base import CheckResult
@@ -183,9 +183,11 @@ def open_run(
 
 
 def expect_kind(run: RunRecord, kind: str) -> RunRecord:
-    """The run itself, when it is of `kind`: checked before any model is loaded. A resume then
-    loads what it needs and marks the run running (`store.reopen_run`) only when it starts work,
-    so a resume that fails to start leaves the run as it was."""
+    """The run itself, when it is of `kind` and no other live process is running it: checked
+    before any model is loaded. A resume then loads what it needs and marks the run running
+    (`store.reopen_run`) only when it starts work, so a resume that fails to start leaves the
+    run as it was."""
+    refuse_if_live(run, "--resume")
     if run.kind != kind:
         raise InputError(
             f"run {run.id} is a '{run.kind}' run, not '{kind}'",

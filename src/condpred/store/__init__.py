@@ -1,5 +1,19 @@
 """The run store: every run, its conditionals, samples and scores, in one SQLite file."""
 
-from condpred.store.db import ConditionalRecord, RunRecord, Store, default_path, package_version
+from condpred.store.db import (
+    ConditionalRecord,
+    RunRecord,
+    Store,
+    default_path,
+    package_version,
+    refuse_if_live,
+)
 
-__all__ = ["ConditionalRecord", "RunRecord", "Store", "default_path", "package_version"]
+__all__ = [
+    "ConditionalRecord",
+    "RunRecord",
+    "Store",
+    "default_path",
+    "package_version",
+    "refuse_if_live",
+]

@@ -11,7 +11,9 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import secrets
+import socket
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -33,6 +35,7 @@ if TYPE_CHECKING:
 
 STATUSES = ("running", "done", "failed", "interrupted")
 EXPORT_FORMATS = ("jsonl", "parquet", "csv")
+LATEST = re.compile(r"latest(~\d+)?")  # the newest run, or the one N before it
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,17 @@ class RunRecord:
     error: str | None = None
     n_samples: int = 0
     n_scores: int = 0
+    owner: dict[str, Any] | None = None  # the process running it: host, pid, start time
+
+    @property
+    def live_elsewhere(self) -> bool:
+        """Running now, in another process that is alive on this host."""
+        return (
+            self.status == "running"
+            and owner_alive(self.owner) is True
+            and self.owner is not None
+            and (self.owner["host"], self.owner["pid"]) != (socket.gethostname(), os.getpid())
+        )
 
 
 @dataclass(frozen=True)
@@ -79,6 +93,64 @@ def package_version() -> str:
         return version("condpred")
     except PackageNotFoundError:
         return "unknown"
+
+
+def _process_start(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot), to tell it from a later process that
+    reuses its id; "zombie" for an ended process not yet reaped; None without /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return "zombie" if fields[0] == "Z" else fields[19]
+
+
+def _owner() -> str:
+    pid = os.getpid()
+    return json.dumps({"host": socket.gethostname(), "pid": pid, "started": _process_start(pid)})
+
+
+def owner_alive(owner: dict[str, Any] | None) -> bool | None:
+    """Whether the process that owns a run is alive: True or False on this host; None for a
+    run owned on another host, or by a condpred that did not record its owner."""
+    if not owner or owner.get("host") != socket.gethostname():
+        return None
+    try:
+        os.kill(owner["pid"], 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # alive, another user's
+    started = _process_start(owner["pid"])
+    if started == "zombie":
+        return False
+    return owner.get("started") is None or started is None or started == owner["started"]
+
+
+def refuse_if_live(run: RunRecord, path: str | Path) -> RunRecord:
+    """The run itself, unless another live process is running it: resuming it too would race."""
+    if run.live_elsewhere:
+        owner = run.owner or {}
+        raise InputError(
+            f"run {run.id} is still running in process {owner.get('pid')} on this machine",
+            source=str(path),
+            fix=f"Wait for it to finish, or stop it (kill {owner.get('pid')}) and resume again",
+        )
+    return run
+
+
+def _add_timings(
+    before: dict[str, Any] | None, now: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    if before is None or now is None:
+        return now if before is None else before
+    numbers = (int, float)
+    return {
+        key: before[key] + now[key]
+        if isinstance(before.get(key), numbers) and isinstance(now.get(key), numbers)
+        else now.get(key, before.get(key))
+        for key in {**before, **now}
+    }
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -202,10 +274,21 @@ class Store:
     # --- ids --------------------------------------------------------------------------------------
 
     def resolve_id(self, prefix: str) -> str:
-        """The full id of the one run whose id starts with `prefix` (ids are long to type)."""
+        """The full id of the one run whose id starts with `prefix` (ids are long to type), or
+        of the latest run (`latest`) or the one N before it (`latest~N`)."""
         prefix = prefix.strip()
         if not prefix:
             raise InputError("empty run id", fix=self._recent_hint())
+        if LATEST.fullmatch(prefix):
+            back = int(prefix.partition("~")[2] or 0)
+            rows = self._q("SELECT id FROM runs ORDER BY rowid DESC LIMIT 1 OFFSET ?", (back,))
+            if not rows:
+                raise InputError(
+                    f"'{prefix}': this store has {self._count()} runs",
+                    source=str(self.path),
+                    fix=self._recent_hint(),
+                )
+            return rows[0][0]
         # A range on the primary key: every id starting with prefix sorts in [prefix, prefix+max).
         rows = self._q(
             "SELECT id FROM runs WHERE id >= ? AND id < ? ORDER BY id LIMIT 11",
@@ -229,6 +312,9 @@ class Store:
             fix=f"did you mean: {', '.join(near)}?" if near else self._recent_hint(),
         )
 
+    def _count(self) -> int:
+        return self._q("SELECT COUNT(*) FROM runs")[0][0]
+
     def _recent_hint(self) -> str:
         recent = self.list_runs(limit=5)
         if not recent:
@@ -248,9 +334,9 @@ class Store:
                 if not self._q("SELECT 1 FROM runs WHERE id = ?", (run_id,)):
                     break
             self._q(
-                "INSERT INTO runs (id, kind, model_spec, params, seed, version, status, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, 'running', ?)",
-                (run_id, kind, model_spec, params_json, seed, package_version(), _now()),
+                "INSERT INTO runs (id, kind, model_spec, params, seed, version, status, created_at,"
+                " owner) VALUES (?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+                (run_id, kind, model_spec, params_json, seed, package_version(), _now(), _owner()),
             )
         return run_id
 
@@ -425,23 +511,30 @@ class Store:
         timings: dict[str, Any] | None = None,
         error: str | None = None,
     ) -> None:
-        """Record how a run ended. Marking a killed run 'interrupted' is the caller's job."""
+        """Record how a run ended. A resumed run's timings add to those it had (seconds add up;
+        a key only one part has is kept). A killed run's process cannot record anything: reading
+        it, the store sees that its process is gone and reports it 'interrupted'."""
         if status not in STATUSES[1:]:
             raise ValueError(f"a run finishes as one of {STATUSES[1:]}, not {status!r}")
         run_id = self.resolve_id(run_id)
-        self._q(
-            "UPDATE runs SET status = ?, finished_at = ?, timings = ?, error = ? WHERE id = ?",
-            (status, _now(), None if timings is None else json.dumps(timings), error, run_id),
-        )
+        with self._tx():
+            before = self._q("SELECT timings FROM runs WHERE id = ?", (run_id,))[0][0]
+            merged = _add_timings(json.loads(before) if before else None, timings)
+            self._q(
+                "UPDATE runs SET status = ?, finished_at = ?, timings = ?, error = ? WHERE id = ?",
+                (status, _now(), None if merged is None else json.dumps(merged), error, run_id),
+            )
 
     def reopen_run(self, run_id: str) -> str:
-        """Mark a run 'running' again, to resume it; returns the full id."""
-        run_id = self.resolve_id(run_id)
+        """Mark a run 'running' again, owned by this process, to resume it; returns the full
+        id. A run still running in another live process is refused (see `refuse_if_live`)."""
+        run = refuse_if_live(self.get_run(run_id), self.path)
         self._q(
-            "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL WHERE id = ?",
-            (run_id,),
+            "UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, owner = ?"
+            " WHERE id = ?",
+            (_owner(), run.id),
         )
-        return run_id
+        return run.id
 
     # --- reading ----------------------------------------------------------------------------------
 
@@ -454,9 +547,18 @@ class Store:
 
     @staticmethod
     def _run(row: sqlite3.Row) -> RunRecord:
+        """A stored run; one still marked running whose process is gone reads 'interrupted'
+        (the store is not written: reading never changes it)."""
         data = dict(row)
         data["params"] = json.loads(data["params"])
         data["timings"] = None if data["timings"] is None else json.loads(data["timings"])
+        data["owner"] = json.loads(data["owner"]) if data.get("owner") else None
+        if data["status"] == "running" and owner_alive(data["owner"]) is False:
+            data["status"] = "interrupted"
+            data["error"] = (
+                f"its process ({data['owner']['pid']} on {data['owner']['host']}) ended "
+                "without closing it"
+            )
         return RunRecord(**data)
 
     def get_run(self, run_id: str) -> RunRecord:

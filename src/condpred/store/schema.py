@@ -99,4 +99,9 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE items ADD COLUMN row_version INTEGER NOT NULL DEFAULT 1;
     """,
+    # 6: the process that is running a run (host, pid, start time), so that a run whose process
+    # is gone reads as interrupted and a live run is not resumed twice.
+    """
+    ALTER TABLE runs ADD COLUMN owner TEXT;
+    """,
 ]
