@@ -280,3 +280,64 @@ def test_a_forecast_sends_its_questions_in_batches_with_the_rows_of_one_at_a_tim
         assert a.prob == pytest.approx(b.prob, abs=1e-6)
         flat = [[lp for row in r.distribution["logprobs"] for lp in row] for r in (a, b)]
         assert flat[0] == pytest.approx(flat[1], abs=1e-5)
+
+
+# Runs `condpred ARGS` and SIGKILLs the process as it starts storing check results.
+KILL_WHILE_CHECKING = """
+import os, signal, sys
+from condpred.store.db import Store
+from condpred.cli import main
+def killed(self, *args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+Store.replace_check_results = killed
+sys.argv = ["condpred", *sys.argv[1:]]
+main()
+"""
+
+
+def test_a_predict_run_killed_while_checking_is_interrupted_and_resumes_its_checks(
+    tiny_model_dir, tmp_path, capsys
+):
+    """Sampling is done, the checks are not: the run is not 'done' (its process is gone, so it
+    reads 'interrupted'), and `condpred resume` runs the checks it was started with."""
+    from tests.test_cli import EXAMPLE
+
+    db = tmp_path / "runs.db"
+    args = ["predict", str(EXAMPLE), "-n", "2", "--max-tokens", "4", "--checks", "surprisal"]
+    args += ["--model", str(tiny_model_dir), "--db", str(db)]
+    killed = subprocess.run(
+        [sys.executable, "-c", KILL_WHILE_CHECKING, *args],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    with Store(db) as store:
+        run = store.get_run("latest")
+        assert run.status == "interrupted" and run.n_samples == 2
+        assert store.check_results(run.id) == []
+    code, out, err = run_cli(capsys, "resume", run.id, "--db", str(db))
+    assert code == 0, err
+    with Store(db) as store:
+        assert store.get_run(run.id).status == "done"
+        found = {r.check.split(".")[0] for r in store.check_results(run.id)}
+        assert found == {"surprisal"}
+    code, out, _ = run_cli(capsys, "predict", "--resume", run.id, "--db", str(db))
+    assert code == 0 and "already done: nothing to resume" in out
+
+
+def test_a_check_that_fails_fails_its_run(model, tmp_path):
+    from condpred import Conditional, predict
+    from condpred.checks import CHECKS
+
+    @CHECKS.register("refuses_everything")
+    class Refuses:
+        name = "refuses_everything"
+
+        def run(self, given):
+            raise InputError("planted failure", field="samples")
+
+    page = Conditional(camera="plain", title="A note", prefix="Hello")
+    with Store(tmp_path / "runs.db") as store, pytest.raises(InputError, match="planted"):
+        predict(page, model, 1, store=store, checks=["refuses_everything"])
+    with Store(tmp_path / "runs.db") as store:
+        run = store.get_run("latest")
+    assert run.status == "failed" and "planted failure" in run.error

@@ -74,6 +74,11 @@ def predict_cmd(
     with Store(db) as store:
         if resume_id:
             run = expect_kind(store.get_run(resume_id), "predict")  # before the model loads
+            if run.status == "done":
+                out.print(f"run {run.id} is already done: nothing to resume")
+                prediction = stored_prediction(store, run.id)
+                _print_checked(prediction, prediction.checks, keep_passing, as_json)
+                return
             model_ = load_model_with_bar(run.model_spec)
             prediction = resume(run.id, store, model_)
         else:
@@ -83,10 +88,16 @@ def predict_cmd(
             params = SamplingParams(max_tokens, temperature, top_p, tuple(stop or ()), seed)
             model_ = load_model_with_bar(model)
             prediction = predict(
-                conditional, model_, n, params, store=store, cameras_dir=cameras, source=file
+                conditional,
+                model_,
+                n,
+                params,
+                store=store,
+                cameras_dir=cameras,
+                source=file,
+                checks=names,
             )
-        results = check(prediction, model_, names, store=store, cameras_dir=cameras)
-    _print_checked(prediction, results, keep_passing, as_json)
+    _print_checked(prediction, prediction.checks, keep_passing, as_json)
 
 
 def _print_checked(prediction, results, keep_passing: bool, as_json: bool) -> None:

@@ -3,14 +3,17 @@
 A run is a conditional, a model and sampling parameters. Samples are drawn in small chunks and each
 is committed to the store at once, so an interrupted run keeps what it finished; `resume` draws the
 missing indices, and because sample i depends only on (seed, i), a resumed run ends with exactly the
-samples an uninterrupted run gives.
+samples an uninterrupted run gives. The checks named with the run run inside it: the run is done
+only once their results are stored, and a run killed or failed while checking says so.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from condpred.condition import Conditional, render
 from condpred.experiments.runner import (
@@ -24,6 +27,9 @@ from condpred.model.base import PredictiveModel, Sample, SamplingParams
 from condpred.progress import progress_bar
 from condpred.store import Store
 
+if TYPE_CHECKING:
+    from condpred.checks import CheckResult
+
 CHUNK = 8  # samples per model call: batching gains against what an interruption can lose
 
 
@@ -36,6 +42,7 @@ class Prediction:
     conditional: Conditional
     rendered: str
     samples: list[Sample]
+    checks: list[CheckResult] = field(default_factory=list)
 
 
 def predict(
@@ -47,16 +54,24 @@ def predict(
     store: Store | None = None,
     cameras_dir: str | Path | None = None,
     source: str | Path | None = None,
+    checks: Sequence[str] = (),
 ) -> Prediction:
-    """Sample n continuations of the rendered conditional; with a store, record the run."""
+    """Sample n continuations of the rendered conditional, then run `checks` (names or specs)
+    on them; with a store, record the run."""
     params = params or SamplingParams()
     rendered = render(conditional, cameras_dir)
-    run_params = {"n": n, "sampling": {**asdict(params), "stop": list(params.stop)}}
+    run_params = {
+        "n": n,
+        "sampling": {**asdict(params), "stop": list(params.stop)},
+        "checks": list(checks),
+        "cameras": str(cameras_dir) if cameras_dir else None,
+    }
     sources = [(conditional, rendered, source)]
     run_id = open_run(store, "predict", model.spec, run_params, params.seed, sources)
     with recording(store, run_id) as recorder:
         samples = _sample_missing(model, rendered, n, params, set(), recorder)
-    return Prediction(run_id, model.spec, conditional, rendered, samples)
+        prediction = Prediction(run_id, model.spec, conditional, rendered, samples)
+        return _checked(prediction, model, checks, store, cameras_dir, recorder)
 
 
 @resumable("predict", one_model=True)
@@ -65,6 +80,8 @@ def resume(run_id: str, store: Store, model: PredictiveModel | None = None) -> P
     from condpred.model.registry import load_model
 
     run = expect_kind(store.get_run(run_id), "predict")
+    if run.status == "done":  # nothing to sample or check again
+        return stored_prediction(store, run.id)
     sampling = run.params["sampling"]
     params = SamplingParams(**{**sampling, "stop": tuple(sampling["stop"])})
     record = store.conditionals(run.id)[0]
@@ -72,7 +89,28 @@ def resume(run_id: str, store: Store, model: PredictiveModel | None = None) -> P
     done = store.sample_indices(run.id, 0)
     with recording(store, store.reopen_run(run.id)) as recorder:
         _sample_missing(model, record.rendered, run.params["n"], params, done, recorder)
-    return stored_prediction(store, run.id)
+        checks, cameras = run.params.get("checks", []), run.params.get("cameras")
+        return _checked(stored_prediction(store, run.id), model, checks, store, cameras, recorder)
+
+
+def _checked(
+    prediction: Prediction,
+    model: PredictiveModel,
+    checks: Sequence[str],
+    store: Store | None,
+    cameras_dir: str | Path | None,
+    recorder: Recorder,
+) -> Prediction:
+    """The prediction with what its checks found, stored with its run (inside the run: a run
+    is done only once its checks are)."""
+    from condpred.elicit.check import check
+
+    if not checks:
+        return prediction
+    started = time.perf_counter()
+    results = check(prediction, model, checks, store=store, cameras_dir=cameras_dir)
+    recorder.timings["check_s"] = time.perf_counter() - started
+    return Prediction(**{**vars(prediction), "checks": results})
 
 
 def stored_prediction(store: Store, run_id: str) -> Prediction:
@@ -81,7 +119,8 @@ def stored_prediction(store: Store, run_id: str) -> Prediction:
     record = store.conditionals(run.id)[0]
     conditional = Conditional.from_yaml(record.yaml_text, source=f"run {run.id}")
     samples = store.samples(run.id, 0)
-    return Prediction(run.id, run.model_spec, conditional, record.rendered, samples)
+    checks = store.check_results(run.id, 0)
+    return Prediction(run.id, run.model_spec, conditional, record.rendered, samples, checks)
 
 
 def _sample_missing(
