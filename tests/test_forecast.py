@@ -275,3 +275,21 @@ def test_cli_resume_takes_no_new_questions(tmp_path, capsys):
         capsys, "forecast", "q.jsonl", "--resume", "x", "--db", str(tmp_path / "r")
     )
     assert code == 2 and "its own questions" in err
+
+
+def test_a_run_started_with_a_relative_path_resumes_from_another_folder(
+    model, tmp_path, monkeypatch
+):
+    """Inputs are stored by absolute path (and content hash), not as typed."""
+    (tmp_path / "here").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    write_questions(tmp_path / "here" / "q.jsonl", [question(i) for i in range(3)])
+    monkeypatch.chdir(tmp_path / "here")
+    with Store(tmp_path / "runs.db") as store:
+        with pytest.raises(KeyboardInterrupt):
+            forecast("q.jsonl", InterruptAfter(model, calls=2), store=store)
+        run = store.get_run("latest")
+        assert run.params["questions"] == str(tmp_path / "here" / "q.jsonl")
+        monkeypatch.chdir(tmp_path / "elsewhere")
+        resumed = resume_forecast(run.id, store, model)
+    assert [r.id for r in resumed.rows] == ["q0", "q1", "q2"]

@@ -64,7 +64,7 @@ def predict(
         "n": n,
         "sampling": {**asdict(params), "stop": list(params.stop)},
         "checks": list(checks),
-        "cameras": str(cameras_dir) if cameras_dir else None,
+        "cameras": str(Path(cameras_dir).resolve()) if cameras_dir else None,
     }
     sources = [(conditional, rendered, source)]
     run_id = open_run(store, "predict", model.spec, run_params, params.seed, sources)

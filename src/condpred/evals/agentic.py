@@ -138,12 +138,12 @@ def run_agentic(
     evals = load_evals(data, categories, limit)
     loaded = load_all(models, load)
     params = {
-        "data": str(data),
+        "data": str(Path(data).resolve()),
         "categories": list(categories) if categories else None,
         "limit": limit,
         "models": list(models),
         "conditionals": [c.name for c in named],
-        "cameras": str(cameras_dir) if cameras_dir else None,
+        "cameras": str(Path(cameras_dir).resolve()) if cameras_dir else None,
         "excluded": [vars(e) for e in evals.excluded],
         "n_items": len(evals.items),
     }

@@ -197,7 +197,7 @@ def run_zero_one(
     pairs = generate_pairs(templates, limit)
     loaded = load_all(models, load)
     params = {
-        "templates": str(templates) if templates else None,
+        "templates": str(Path(templates).resolve()) if templates else None,
         "limit": limit,
         "models": list(models),
         "n_pairs": len(pairs),

@@ -90,7 +90,7 @@ def forecast(
     """P(yes) for the questions in a JSONL file (a seeded stratified sample of `limit`)."""
     questions = load_questions(path)
     params = {
-        "questions": str(path),
+        "questions": str(Path(path).resolve()),  # resumable from any folder
         "sha256": file_digest(path),
         "indices": stratified_sample(questions, limit, seed),
         "limit": limit,
