@@ -176,10 +176,24 @@ class HFModel(BatchedScoring):
 
     @staticmethod
     def _expand(cache, batch_size: int):
+        """The prefix cache for `batch_size` rows, as broadcast views of the one row: no copy.
+        The first forward pass concatenates each layer's new keys onto the view, which is the one
+        copy a row's cache needs (a deep copy and a repeat would add two more)."""
         if cache is None:
             return None
-        expanded = copy.deepcopy(cache)
-        expanded.batch_repeat_interleave(batch_size)
+        layers = getattr(cache, "layers", None)
+        if layers is None or not all(hasattr(layer, "keys") for layer in layers):
+            expanded = copy.deepcopy(cache)  # a cache of another layout: copy it row by row
+            expanded.batch_repeat_interleave(batch_size)
+            return expanded
+        expanded = copy.copy(cache)
+        expanded.layers = []
+        for layer in layers:
+            view = copy.copy(layer)
+            if getattr(layer, "keys", None) is not None and layer.keys.numel():
+                view.keys = layer.keys.expand(batch_size, *layer.keys.shape[1:])
+                view.values = layer.values.expand(batch_size, *layer.values.shape[1:])
+            expanded.layers.append(view)
         return expanded
 
     # --- score --------------------------------------------------------------------------------
@@ -320,26 +334,40 @@ class _SamplingBatch:
             if not self.active:
                 break
             out, self.cache = self.owner.forward(self.owner.model, self.next_input, self.cache)
-            logprobs = out.logits[:, -1].float().log_softmax(-1).cpu()
-            chosen = self._draw(logprobs)
+            chosen, logprobs = self._draw(out.logits[:, -1].float())
             self._advance(chosen, logprobs)
         return [self._sample(row) for row in range(len(self.indices))]
 
-    def _draw(self, logprobs: torch.Tensor) -> list[int]:
-        """One token per active row by inverse-CDF sampling, each row with its own uniform draw.
+    def _draw(self, logits: torch.Tensor) -> tuple[list[int], list[float]]:
+        """One token per active row by inverse-CDF sampling, each row with its own uniform draw;
+        returns the tokens and their log-probabilities under the model (temperature 1).
 
         Without nucleus filtering the CDF runs in vocabulary order (any fixed order is exact)
-        and needs no sort, which would cost more than the forward pass with a 262k vocabulary."""
+        and needs no sort, which would cost more than the forward pass with a 262k vocabulary.
+        It is the running sum of exp(logits - max), unnormalised (the draw is scaled by its
+        total instead): two passes over the logits fewer than a softmax. Everything stays on the
+        model's device; only the chosen tokens and their log-probabilities come back."""
         draws = [torch.rand((), generator=self.generators[row]).item() for row in self.active]
-        if self.params.temperature <= 0:  # greedy; the draws above keep every row's stream aligned
-            return logprobs.argmax(-1).tolist()
-        probs = torch.softmax(logprobs / self.params.temperature, -1)
-        if self.params.top_p >= 1:
-            cdf = probs.cumsum(-1)
-            targets = torch.tensor(draws).unsqueeze(-1) * cdf[:, -1:]
-            picks = torch.searchsorted(cdf, targets).squeeze(-1)
-            return picks.clamp(max=probs.shape[-1] - 1).tolist()
-        return [self._nucleus_draw(row_probs, u) for row_probs, u in zip(probs, draws, strict=True)]
+        top = logits.amax(-1, keepdim=True)
+        weights = torch.sub(logits, top).exp_()
+        log_norm = top + weights.sum(-1, keepdim=True).log()  # the model's, at temperature 1
+        temperature = self.params.temperature
+        if temperature != 1 and temperature > 0:
+            weights = torch.sub(logits, top).div_(temperature).exp_()
+        if temperature <= 0:  # greedy; the draws above keep every row's stream aligned
+            picks = logits.argmax(-1)
+        elif self.params.top_p >= 1:
+            cdf = weights.cumsum_(-1)
+            targets = torch.tensor(draws, device=logits.device).unsqueeze(-1) * cdf[:, -1:]
+            picks = torch.searchsorted(cdf, targets).squeeze(-1).clamp_(max=logits.shape[-1] - 1)
+        else:
+            probs = weights / weights.sum(-1, keepdim=True)
+            picks = torch.tensor(
+                [self._nucleus_draw(p, u) for p, u in zip(probs, draws, strict=True)],
+                device=logits.device,
+            )
+        chosen = logits.gather(-1, picks.unsqueeze(-1)) - log_norm
+        return picks.tolist(), chosen.squeeze(-1).tolist()
 
     def _nucleus_draw(self, probs: torch.Tensor, u: float) -> int:
         """Inverse CDF over the smallest set of most probable tokens with mass >= top_p."""
@@ -347,15 +375,17 @@ class _SamplingBatch:
         cumulative = sorted_probs.cumsum(0)
         keep = int((cumulative < self.params.top_p).sum()) + 1
         kept = cumulative[:keep]
-        position = int(torch.searchsorted(kept, torch.tensor(u * float(kept[-1]))))
+        position = int(
+            torch.searchsorted(kept, torch.tensor(u * float(kept[-1]), device=kept.device))
+        )
         return int(order[min(position, keep - 1)])
 
-    def _advance(self, chosen: list[int], logprobs: torch.Tensor) -> None:
+    def _advance(self, chosen: list[int], logprobs: list[float]) -> None:
         still_active: list[int] = []
         keep_rows: list[int] = []
         for k, (row, token) in enumerate(zip(self.active, chosen, strict=True)):
             self.ids[row].append(token)
-            self.logprobs[row].append(float(logprobs[k, token]))
+            self.logprobs[row].append(logprobs[k])
             if self._finished(row, token):
                 continue
             still_active.append(row)
@@ -371,6 +401,8 @@ class _SamplingBatch:
         if token in self.owner.eos_ids:
             self.finish[row] = "eos"
             return True
+        if not self.params.stop:  # the text is decoded once, at the end
+            return False
         text = self.owner.tokenizer.decode(self.ids[row], skip_special_tokens=True)
         self.texts[row] = text
         cuts = [text.find(s) for s in self.params.stop if s and s in text]
@@ -381,6 +413,9 @@ class _SamplingBatch:
         return False
 
     def _sample(self, row: int) -> Sample:
+        if self.finish[row] != "stop":  # the text before an end-of-sequence token
+            ids = self.ids[row][:-1] if self.finish[row] == "eos" else self.ids[row]
+            self.texts[row] = self.owner.tokenizer.decode(ids, skip_special_tokens=True)
         return Sample(
             text=self.texts[row],
             token_logprobs=self.logprobs[row],
