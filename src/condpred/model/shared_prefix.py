@@ -134,7 +134,7 @@ class SharedPrefix:
         grouped = grouped.reshape(kv_heads, rows * group * q, d).to(dtype)
         prefix_scores = torch.matmul(grouped, prefix_keys[0].to(dtype).transpose(-1, -2))
         prefix_scores = self._scaled(prefix_scores, scale, softcap)
-        if window and start - (self.prefix_length - p) >= window:
+        if window and n - 1 + p >= window:  # the last query against the first prefix key
             prefix_pos = self.prefix_length - p + torch.arange(p, device=device)
             visible = (query_pos[:, None] - prefix_pos[None, :]) < window  # [q, p]
             prefix_scores = prefix_scores.view(kv_heads, rows, group, q, p)
@@ -145,7 +145,7 @@ class SharedPrefix:
         own_queries = query.reshape(rows, kv_heads, group * q, d).to(dtype)
         own_scores = torch.matmul(own_queries, own_keys.to(dtype).transpose(-1, -2))
         own_scores = self._scaled(own_scores, scale, softcap)
-        if q > 1 or (window and n - 1 >= window):
+        if q > 1 or (window and n - 1 >= window):  # causal, or the last query's window
             own_pos = self.prefix_length + torch.arange(n, device=device)
             visible = own_pos[None, :] <= query_pos[:, None]
             if window:
