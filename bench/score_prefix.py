@@ -254,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="check every continuation against a plain forward pass (default: on CUDA only)",
     )
+    parser.add_argument("--reps", type=int, default=5, help="timed runs of condpred (default 5)")
+    parser.add_argument(
+        "--scaling-reps", type=int, default=3, help="timed runs per time(N) point (default 3)"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON")
     parser.add_argument(
         "--lm-eval-python", type=Path, default=LM_EVAL_PYTHON, help="python with lm-eval 0.4.13"
@@ -264,8 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     cuda = args.device.startswith("cuda")
     plain_check = cuda if args.plain_check is None else args.plain_check
 
-    reps = 1 if args.quick else 5  # condpred's scoring of all 64
-    scaling_reps = 1 if args.quick else 3
+    reps = 1 if args.quick else args.reps  # condpred's scoring of all 64
+    scaling_reps = 1 if args.quick else args.scaling_reps
     matmul_n, matmul_reps = (8192 if cuda else 4096), (4 if args.quick else 10)
     dtype = DTYPES[args.dtype]
     threads = torch.get_num_threads()
@@ -395,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
             log(f"naive batched (batch {BATCH_SIZE}, logits at scored positions only)")
             summary, out = timed(
                 lambda: naive_batched(lm, pairs, model.pad_id, full_vocab=False),
-                1 if args.quick else 3,
+                1 if args.quick else min(3, args.reps),
                 warmup=lambda: naive_batched(lm, pairs[:BATCH_SIZE], model.pad_id, False),
             )
             methods["naive_batched_scored_logits"] = method_entry(summary, scored_tokens)
