@@ -298,3 +298,38 @@ def test_embedded_models_follow_their_gguf_metadata_and_their_own_encoding(spec)
     for continuation, score in zip(continuations, model.score(context, continuations), strict=True):
         expected = own_encoding_logprobs(model, context, continuation)
         assert score.token_logprobs == pytest.approx(expected, abs=1e-4)
+
+
+@pytest.mark.parametrize("vocab", [1, 300, 1024, 5000])
+def test_inverse_cdf_picks_what_a_float64_running_sum_picks(vocab):
+    """The two-level float64 CDF of sampling against the plain one, blocks uneven or not."""
+    from condpred.model.hf import _inverse_cdf
+
+    generator = torch.Generator().manual_seed(vocab)
+    weights = torch.rand(16, vocab, generator=generator) ** 8
+    draws = torch.rand(16, generator=generator, dtype=torch.float64)
+    cdf = weights.double().cumsum(-1)
+    expected = torch.searchsorted(cdf, (draws * cdf[:, -1]).unsqueeze(-1)).squeeze(-1)
+    assert _inverse_cdf(weights, draws).tolist() == expected.clamp(max=vocab - 1).tolist()
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_shared_prefix_and_per_row_caches_are_both_exact(model, shared):
+    """Gemma-3 takes the shared-prefix attention; the per-row cache (other models) stays exact."""
+    assert model.shared_prefix  # the tiny Gemma-3 passes the check HFModel makes once per model
+    model.shared_prefix, model.max_batch_tokens = shared, 16
+    try:
+        scores = model.score(LONG_CONTEXT, CONTINUATIONS)
+        samples = model.sample(LONG_CONTEXT, 3, SamplingParams(max_new_tokens=12, seed=1))
+    finally:
+        model.shared_prefix, model.max_batch_tokens = True, 1024
+    for index, (continuation, score) in enumerate(zip(CONTINUATIONS, scores, strict=True)):
+        request = model._request(index, LONG_CONTEXT, continuation)
+        expected = reference_logprobs(model, request.context_ids, request.continuation_ids)
+        assert score.token_logprobs == pytest.approx(expected, abs=1e-4)
+    context_ids = model.context_ids(LONG_CONTEXT)
+    for sample in samples:
+        ids = model.encode("".join(sample.tokens))
+        if len(ids) == len(sample.token_logprobs):  # re-encodes token for token
+            expected = reference_logprobs(model, context_ids, ids)
+            assert sample.token_logprobs == pytest.approx(expected, abs=1e-4)

@@ -34,6 +34,7 @@ from condpred.model.base import (
     split_trailing_whitespace,
 )
 from condpred.model.head import OutputHead, decoder_of
+from condpred.model.shared_prefix import SharedPrefix
 from condpred.progress import progress_bar
 
 
@@ -45,6 +46,14 @@ class _Request:
     context_ids: tuple[int, ...]
     continuation_ids: tuple[int, ...]
     continuation: str
+
+
+@dataclass(frozen=True)
+class _Prefix:
+    """A context's KV cache, and how many tokens it holds (a sliding-window layer keeps fewer)."""
+
+    cache: object
+    length: int
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -83,6 +92,8 @@ class HFModel(BatchedScoring):
         self.head = OutputHead.of(self.model)
         self.decoder = decoder_of(self.model)
         self.cache_name = _cache_name(self.model)
+        self.shared_prefix = False
+        self.shared_prefix = self._shared_prefix_works()
 
     @classmethod
     def from_pretrained(
@@ -155,26 +166,82 @@ class HFModel(BatchedScoring):
     # --- the KV cache of a shared context -----------------------------------------------------
 
     @torch.no_grad()
-    def _prefix_cache(self, prefix: Sequence[int]):
-        """Run the prefix once; its cache is copied for every row that continues it."""
+    def _prefix_cache(self, prefix: Sequence[int]) -> _Prefix | None:
+        """Run the prefix once; its cache serves every row that continues it."""
         if not prefix:
             return None
         ids = torch.tensor([list(prefix)], device=self.device)
-        return self.forward(self.model, ids, None, logits_to_keep=1)[1]
+        return _Prefix(self.forward(self.model, ids, None, logits_to_keep=1)[1], len(prefix))
 
     def forward(self, module: torch.nn.Module, input_ids: torch.Tensor, cache, **kwargs):
         """One forward pass of `module` (the model, or its decoder) continuing `cache`;
         returns the output and the grown cache."""
+        if isinstance(cache, SharedPrefix):
+            kwargs.update(cache.forward_kwargs(self.model.config, input_ids.shape[1], self.device))
+            with cache.installed(self.model.config):
+                out = module(
+                    input_ids=input_ids, use_cache=True, **{self.cache_name: cache}, **kwargs
+                )
+            return out, cache
         out = module(input_ids=input_ids, use_cache=True, **{self.cache_name: cache}, **kwargs)
         return out, getattr(out, self.cache_name)
 
-    @staticmethod
-    def _expand(cache, batch_size: int):
-        if cache is None:
+    def _expand(self, prefix: _Prefix | None, batch_size: int):
+        """The cache of `batch_size` rows continuing `prefix`. Where the model allows it, the prefix
+        stays one row that every row's attention reads (`SharedPrefix`); else the rows get a
+        batched cache whose prefix part is broadcast views of the one row, and the first forward
+        pass copies it once per row as it appends the new keys."""
+        if prefix is None:
             return None
-        expanded = copy.deepcopy(cache)
-        expanded.batch_repeat_interleave(batch_size)
+        cache = prefix.cache
+        if self.shared_prefix and SharedPrefix.supports(cache):
+            return SharedPrefix(cache, prefix.length, batch_size)
+        layers = getattr(cache, "layers", None)
+        if layers is None or not all(hasattr(layer, "keys") for layer in layers):
+            expanded = copy.deepcopy(cache)  # a cache of another layout: copy it row by row
+            expanded.batch_repeat_interleave(batch_size)
+            return expanded
+        expanded = copy.copy(cache)
+        expanded.layers = []
+        for layer in layers:
+            view = copy.copy(layer)
+            if getattr(layer, "keys", None) is not None and layer.keys.numel():
+                view.keys = layer.keys.expand(batch_size, *layer.keys.shape[1:])
+                view.values = layer.values.expand(batch_size, *layer.values.shape[1:])
+            expanded.layers.append(view)
         return expanded
+
+    @torch.no_grad()
+    def _shared_prefix_works(self) -> bool:
+        """Whether `SharedPrefix` gives this model's own hidden states (checked once, on a short
+        input; transformers versions and architectures differ in how they call attention)."""
+        vocab = self.model.config.vocab_size
+        prefix, rows = [5, 9, 2, 7, 3, 8, 4], [[6, 1, 10], [11, 12, 13]]
+        try:
+            expected = [
+                self.decoder(input_ids=torch.tensor([prefix + row], device=self.device) % vocab)
+                .last_hidden_state[0, -len(row) :]
+                .float()
+                for row in rows
+            ]
+            self.shared_prefix = True
+            cache = self._expand(self._prefix_cache([i % vocab for i in prefix]), len(rows))
+            if not isinstance(cache, SharedPrefix):
+                return False
+            ids = torch.tensor(rows, device=self.device) % vocab
+            hidden = self.forward(self.decoder, ids[:, :2], cache)[0].last_hidden_state
+            hidden = torch.cat(
+                [hidden, self.forward(self.decoder, ids[:, 2:], cache)[0].last_hidden_state], 1
+            ).float()
+        except Exception:  # any failure means: use the ordinary path
+            return False
+        finally:
+            self.shared_prefix = False
+        tolerance = 1e-4 if self.model.dtype == torch.float32 else 3e-2
+        return all(
+            torch.allclose(h, e, rtol=tolerance, atol=tolerance * float(e.abs().max()))
+            for h, e in zip(hidden, expected, strict=True)
+        )
 
     # --- score --------------------------------------------------------------------------------
 
@@ -287,6 +354,30 @@ class HFModel(BatchedScoring):
         return samples
 
 
+#: Vocabulary block of the two-level CDF: float64 sums of blocks, then one block's running sum.
+CDF_BLOCK = 1024
+
+
+def _inverse_cdf(weights: torch.Tensor, draws: torch.Tensor) -> torch.Tensor:
+    """Per row, the first index whose cumulative weight reaches draw x total weight, with the
+    sums in float64: a float32 running sum over 262k near-equal weights drifts by more than one
+    token's weight, which would move the boundaries between tokens. Summing blocks first keeps
+    it cheap: one float64 pass over the weights, then a running sum over one block per row."""
+    rows, vocab = weights.shape
+    blocks = -(-vocab // CDF_BLOCK)
+    if blocks * CDF_BLOCK != vocab:
+        weights = torch.nn.functional.pad(weights, (0, blocks * CDF_BLOCK - vocab))
+    weights = weights.view(rows, blocks, CDF_BLOCK)
+    block_cdf = weights.sum(-1, dtype=torch.float64).cumsum(-1)  # [rows, blocks]
+    targets = draws.to(torch.float64).unsqueeze(-1) * block_cdf[:, -1:]
+    block = torch.searchsorted(block_cdf, targets).clamp_(max=blocks - 1)  # [rows, 1]
+    before = torch.where(block > 0, block_cdf.gather(-1, (block - 1).clamp_(min=0)), 0.0)
+    index = torch.arange(rows, device=weights.device)
+    inner = weights[index, block.squeeze(-1)].to(torch.float64).cumsum(-1) + before
+    within = torch.searchsorted(inner, targets).clamp_(max=CDF_BLOCK - 1)
+    return (block * CDF_BLOCK + within).squeeze(-1).clamp_(max=vocab - 1)
+
+
 class _SamplingBatch:
     """Decodes a batch of samples together; each row draws from its own seeded generator, and
     finished rows leave the batch (and its cache) so they cost nothing more."""
@@ -314,26 +405,38 @@ class _SamplingBatch:
             if not self.active:
                 break
             out, self.cache = self.owner.forward(self.owner.model, self.next_input, self.cache)
-            logprobs = out.logits[:, -1].float().log_softmax(-1).cpu()
-            chosen = self._draw(logprobs)
+            chosen, logprobs = self._draw(out.logits[:, -1].float())
             self._advance(chosen, logprobs)
         return [self._sample(row) for row in range(len(self.indices))]
 
-    def _draw(self, logprobs: torch.Tensor) -> list[int]:
-        """One token per active row by inverse-CDF sampling, each row with its own uniform draw.
+    def _draw(self, logits: torch.Tensor) -> tuple[list[int], list[float]]:
+        """One token per active row by inverse-CDF sampling, each row with its own uniform draw;
+        returns the tokens and their log-probabilities under the model (temperature 1).
 
         Without nucleus filtering the CDF runs in vocabulary order (any fixed order is exact)
-        and needs no sort, which would cost more than the forward pass with a 262k vocabulary."""
+        and needs no sort, which would cost more than the forward pass with a 262k vocabulary;
+        it is over exp(logits - max), unnormalised (the draw is scaled by its total instead), in
+        float64 (`_inverse_cdf`). Everything stays on the model's device; only the chosen tokens
+        and their log-probabilities come back."""
         draws = [torch.rand((), generator=self.generators[row]).item() for row in self.active]
-        if self.params.temperature <= 0:  # greedy; the draws above keep every row's stream aligned
-            return logprobs.argmax(-1).tolist()
-        probs = torch.softmax(logprobs / self.params.temperature, -1)
-        if self.params.top_p >= 1:
-            cdf = probs.cumsum(-1)
-            targets = torch.tensor(draws).unsqueeze(-1) * cdf[:, -1:]
-            picks = torch.searchsorted(cdf, targets).squeeze(-1)
-            return picks.clamp(max=probs.shape[-1] - 1).tolist()
-        return [self._nucleus_draw(row_probs, u) for row_probs, u in zip(probs, draws, strict=True)]
+        top = logits.amax(-1, keepdim=True)
+        weights = torch.sub(logits, top).exp_()
+        log_norm = top + weights.sum(-1, keepdim=True).log()  # the model's, at temperature 1
+        temperature = self.params.temperature
+        if temperature != 1 and temperature > 0:
+            weights = torch.sub(logits, top).div_(temperature).exp_()
+        if temperature <= 0:  # greedy; the draws above keep every row's stream aligned
+            picks = logits.argmax(-1)
+        elif self.params.top_p >= 1:
+            picks = _inverse_cdf(weights, torch.tensor(draws, device=logits.device))
+        else:
+            probs = weights / weights.sum(-1, keepdim=True)
+            picks = torch.tensor(
+                [self._nucleus_draw(p, u) for p, u in zip(probs, draws, strict=True)],
+                device=logits.device,
+            )
+        chosen = logits.gather(-1, picks.unsqueeze(-1)) - log_norm
+        return picks.tolist(), chosen.squeeze(-1).tolist()
 
     def _nucleus_draw(self, probs: torch.Tensor, u: float) -> int:
         """Inverse CDF over the smallest set of most probable tokens with mass >= top_p."""
@@ -341,15 +444,17 @@ class _SamplingBatch:
         cumulative = sorted_probs.cumsum(0)
         keep = int((cumulative < self.params.top_p).sum()) + 1
         kept = cumulative[:keep]
-        position = int(torch.searchsorted(kept, torch.tensor(u * float(kept[-1]))))
+        position = int(
+            torch.searchsorted(kept, torch.tensor(u * float(kept[-1]), device=kept.device))
+        )
         return int(order[min(position, keep - 1)])
 
-    def _advance(self, chosen: list[int], logprobs: torch.Tensor) -> None:
+    def _advance(self, chosen: list[int], logprobs: list[float]) -> None:
         still_active: list[int] = []
         keep_rows: list[int] = []
         for k, (row, token) in enumerate(zip(self.active, chosen, strict=True)):
             self.ids[row].append(token)
-            self.logprobs[row].append(float(logprobs[k, token]))
+            self.logprobs[row].append(logprobs[k])
             if self._finished(row, token):
                 continue
             still_active.append(row)
@@ -365,6 +470,8 @@ class _SamplingBatch:
         if token in self.owner.eos_ids:
             self.finish[row] = "eos"
             return True
+        if not self.params.stop:  # the text is decoded once, at the end
+            return False
         text = self.owner.tokenizer.decode(self.ids[row], skip_special_tokens=True)
         self.texts[row] = text
         cuts = [text.find(s) for s in self.params.stop if s and s in text]
@@ -375,6 +482,9 @@ class _SamplingBatch:
         return False
 
     def _sample(self, row: int) -> Sample:
+        if self.finish[row] != "stop":  # the text before an end-of-sequence token
+            ids = self.ids[row][:-1] if self.finish[row] == "eos" else self.ids[row]
+            self.texts[row] = self.owner.tokenizer.decode(ids, skip_special_tokens=True)
         return Sample(
             text=self.texts[row],
             token_logprobs=self.logprobs[row],

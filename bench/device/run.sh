@@ -1,0 +1,26 @@
+#!/bin/bash
+# The device run: both benchmarks on CUDA with random weights (the real ones cannot travel).
+set -o pipefail
+cd "$(dirname "$0")/.."
+[ -n "$SKIP_WHL" ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .devperf/whl/*.whl || exit 1
+gunzip -kf .devperf/gemma-3-270m-random/tokenizer.json.gz
+cp .devperf/gemma-3-270m-random/tokenizer* .devperf/gemma-3-1b-random/
+export PYTHONPATH=$PWD/.devperf/src:/tmp/site PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+OUT=${OUT:-/tmp/out}; mkdir -p $OUT
+B=.devperf/bench
+M270=${M270:-.devperf/gemma-3-270m-random}
+M1B=${M1B:-.devperf/gemma-3-1b-random}
+DEV=${DEV:-cuda}
+EXTRA=${EXTRA:-}
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1
+python3 -c "import torch, transformers, sys; print(sys.version); print('torch', torch.__version__, 'transformers', transformers.__version__, 'cuda', torch.version.cuda, torch.cuda.is_available() and torch.cuda.get_device_name())"
+python3 $B/score_prefix.py --device $DEV --dtype float32 --random-init $M270 --skip-lm-eval --max-wait 0 $EXTRA --out $OUT/score_prefix_cuda.json
+python3 $B/sample.py --device $DEV --dtype float32 --random-init $M270 --max-wait 0 $SEXTRA --out $OUT/sample_cuda.json
+python3 $B/score_prefix.py --device $DEV --dtype bfloat16 --random-init $M270 --skip-lm-eval --max-wait 0 $EXTRA --out $OUT/score_prefix_cuda_bf16.json
+python3 $B/sample.py --device $DEV --dtype bfloat16 --random-init $M270 --max-wait 0 $SEXTRA --out $OUT/sample_cuda_bf16.json
+python3 $B/score_prefix.py --device $DEV --dtype bfloat16 --random-init $M1B --skip-lm-eval --max-wait 0 $EXTRA --out $OUT/score_prefix_cuda_1b_bf16.json
+python3 $B/sample.py --device $DEV --dtype bfloat16 --random-init $M1B --max-wait 0 $SEXTRA --out $OUT/sample_cuda_1b_bf16.json
+# the same float32 workloads without the shared-prefix attention (the per-row cache path), to compare
+python3 $B/score_prefix.py --device $DEV --dtype float32 --random-init $M270 --skip-lm-eval --max-wait 0 --quick --no-shared-prefix $EXTRA --out $OUT/score_prefix_cuda_per_row_cache.json
+python3 $B/sample.py --device $DEV --dtype float32 --random-init $M270 --max-wait 0 --quick --no-shared-prefix $SEXTRA --out $OUT/sample_cuda_per_row_cache.json
+echo ALL DONE

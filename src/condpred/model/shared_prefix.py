@@ -1,0 +1,179 @@
+"""Attention over one shared prefix for many rows, without copying the prefix's cache per row.
+
+Every continuation (or sample) under a context attends to the same prefix keys and values. The
+plain way copies them into every row of a batched cache (and, with grouped-query attention, once
+more per query head) and then runs one small attention per row. Here the prefix stays one row:
+the scores of all rows' queries against it are one matrix product with M = rows x query heads x
+new tokens, and only each row's own new keys live in a per-row cache. The softmax runs over both
+parts at once (one maximum, one normaliser), so the result is the same attention, exact up to
+float32 rounding.
+
+transformers calls attention through a registry of functions; `SharedPrefix` is the cache handed
+to the model for the batch, and while `SharedPrefix.installed` is active the model's attention
+implementation is this module's function, which finds the prefix by the attention module's
+`layer_idx`. Positions and masks are given to the model explicitly (`forward_kwargs`), so
+transformers builds none from the cache. `HFModel` checks once per model that this path agrees
+with the ordinary one and uses the ordinary one where it does not (other architectures, other
+versions).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+
+import torch
+
+try:  # transformers' attention registry (all 5.x versions have it; without it, no shared path)
+    from transformers import AttentionInterface
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+except ImportError:  # pragma: no cover
+    AttentionInterface = None
+
+NAME = "condpred_shared_prefix"
+_ACTIVE: contextvars.ContextVar[SharedPrefix | None] = contextvars.ContextVar(NAME, default=None)
+
+
+def _attention(module, query, key, value, attention_mask, **kwargs):
+    shared = _ACTIVE.get()
+    if shared is None:  # anyone else calling the model while it is switched: plain sdpa
+        return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    return shared.attend(module.layer_idx, query, key, value, kwargs)
+
+
+if AttentionInterface is not None:
+    AttentionInterface.register(NAME, _attention)
+
+
+class SharedPrefix:
+    """The cache of a batch of rows continuing one prefix: the prefix's keys and values once (one
+    row, as the prefix's own cache holds them), and each row's new keys and values."""
+
+    def __init__(self, prefix_cache, prefix_length: int, rows: int) -> None:
+        self.prefix = [(layer.keys, layer.values) for layer in prefix_cache.layers]
+        self.prefix_length = prefix_length
+        self.rows = rows
+        self.own: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.prefix)
+        self.own_length = 0  # new tokens per row so far (all rows advance together)
+
+    @staticmethod
+    def supports(prefix_cache) -> bool:
+        layers = getattr(prefix_cache, "layers", None)
+        return (
+            AttentionInterface is not None
+            and bool(layers)
+            and all(
+                getattr(layer, "keys", None) is not None and layer.keys.dim() == 4
+                for layer in layers
+            )
+        )
+
+    # --- what the model calls on its cache ------------------------------------------------------
+
+    def update(self, keys: torch.Tensor, values: torch.Tensor, layer_idx: int, *args, **kwargs):
+        own = self.own[layer_idx]
+        if own is not None:
+            keys, values = torch.cat([own[0], keys], dim=-2), torch.cat([own[1], values], dim=-2)
+        self.own[layer_idx] = (keys, values)
+        if layer_idx == len(self.own) - 1:
+            self.own_length = keys.shape[-2]
+        return keys, values
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self.prefix_length + self.own_length
+
+    def batch_select_indices(self, indices: torch.Tensor) -> None:
+        """Keep only these rows (finished samples leave the batch)."""
+        self.own = [None if own is None else (own[0][indices], own[1][indices]) for own in self.own]
+        self.rows = len(indices)
+
+    # --- how the model is called --------------------------------------------------------------
+
+    def forward_kwargs(self, config, new_tokens: int, device) -> dict:
+        """Positions of the new tokens, and no mask for transformers to build (`attend` masks)."""
+        start = self.prefix_length + self.own_length
+        positions = torch.arange(start, start + new_tokens, device=device).unsqueeze(0)
+        layer_types = getattr(config, "layer_types", None) or ["full_attention"]
+        return {"position_ids": positions, "attention_mask": dict.fromkeys(set(layer_types))}
+
+    @contextlib.contextmanager
+    def installed(self, config):
+        """The model's attention is `attend` for the calls made inside."""
+        token = _ACTIVE.set(self)
+        previous = config._attn_implementation
+        config._attn_implementation = NAME
+        try:
+            yield
+        finally:
+            config._attn_implementation = previous
+            _ACTIVE.reset(token)
+
+    # --- the attention ------------------------------------------------------------------------
+
+    def attend(self, layer_idx: int, query, own_keys, own_values, kwargs: dict):
+        """softmax([q K_prefix^T, q K_own^T] * scale) [V_prefix; V_own], causal and within the
+        sliding window by absolute position. query: [rows, heads, q, d]; own keys and values:
+        [rows, kv_heads, n, d] (the row's new tokens, this step's last)."""
+        prefix_keys, prefix_values = self.prefix[layer_idx]
+        rows, heads, q, d = query.shape
+        kv_heads, n, p = own_keys.shape[1], own_keys.shape[2], prefix_keys.shape[2]
+        group = heads // kv_heads
+        scale = kwargs.get("scaling") or d**-0.5
+        window, softcap = kwargs.get("sliding_window"), kwargs.get("softcap")
+        dtype = torch.float32  # scores, softmax and sums in float32 whatever the model's dtype
+        device = query.device
+
+        # absolute positions: prefix keys end where the prefix does (a sliding layer keeps only
+        # its last keys), a row's own keys follow it, and the queries are the last q of those.
+        # Masks are built only where some key is out of reach (the last query sees all keys).
+        start = self.prefix_length + n - q
+        query_pos = start + torch.arange(q, device=device)
+
+        # against the prefix: one product for every row, head and new token
+        grouped = query.reshape(rows, kv_heads, group * q, d).transpose(0, 1)
+        grouped = grouped.reshape(kv_heads, rows * group * q, d).to(dtype)
+        prefix_scores = torch.matmul(grouped, prefix_keys[0].to(dtype).transpose(-1, -2))
+        prefix_scores = self._scaled(prefix_scores, scale, softcap)
+        if window and n - 1 + p >= window:  # the last query against the first prefix key
+            prefix_pos = self.prefix_length - p + torch.arange(p, device=device)
+            visible = (query_pos[:, None] - prefix_pos[None, :]) < window  # [q, p]
+            prefix_scores = prefix_scores.view(kv_heads, rows, group, q, p)
+            prefix_scores = prefix_scores.masked_fill(~visible, float("-inf"))
+            prefix_scores = prefix_scores.view(kv_heads, rows * group * q, p)
+
+        # against the row's own new tokens: causal (and the window)
+        own_queries = query.reshape(rows, kv_heads, group * q, d).to(dtype)
+        own_scores = torch.matmul(own_queries, own_keys.to(dtype).transpose(-1, -2))
+        own_scores = self._scaled(own_scores, scale, softcap)
+        if q > 1 or (window and n - 1 >= window):  # causal, or the last query's window
+            own_pos = self.prefix_length + torch.arange(n, device=device)
+            visible = own_pos[None, :] <= query_pos[:, None]
+            if window:
+                visible &= (query_pos[:, None] - own_pos[None, :]) < window
+            own_scores = own_scores.view(rows, kv_heads, group, q, n)
+            own_scores = own_scores.masked_fill(~visible, float("-inf"))
+            own_scores = own_scores.view(rows, kv_heads, group * q, n)
+
+        # one softmax over both parts
+        top = own_scores.amax(-1)  # [rows, kv_heads, g*q]; a token always sees itself
+        prefix_top = prefix_scores.amax(-1).view(kv_heads, rows, group * q).transpose(0, 1)
+        top = torch.maximum(top, prefix_top)
+        top_grouped = top.transpose(0, 1).reshape(kv_heads, rows * group * q, 1)
+        prefix_weights = prefix_scores.sub_(top_grouped).exp_()
+        own_weights = own_scores.sub_(top.unsqueeze(-1)).exp_()
+        total = own_weights.sum(-1) + prefix_weights.sum(-1).view(
+            kv_heads, rows, group * q
+        ).transpose(0, 1)
+        out = torch.matmul(prefix_weights, prefix_values[0].to(dtype))  # [kv, rows*g*q, d]
+        out = out.view(kv_heads, rows, group * q, d).transpose(0, 1)
+        out = out + torch.matmul(own_weights, own_values.to(dtype))
+        out = out / total.unsqueeze(-1)
+        out = out.reshape(rows, heads, q, d).transpose(1, 2).contiguous()
+        return out.to(query.dtype), None
+
+    @staticmethod
+    def _scaled(scores: torch.Tensor, scale: float, softcap: float | None) -> torch.Tensor:
+        scores = scores.mul_(scale)
+        if softcap:
+            scores = torch.tanh(scores / softcap).mul_(softcap)
+        return scores
