@@ -15,6 +15,7 @@ module named by an entry point in the group `condpred.backends` (see `condpred.r
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -24,6 +25,7 @@ from condpred.errors import InputError
 from condpred.model.base import PredictiveModel
 from condpred.model.gguf import converted_dir
 from condpred.registry import Registry
+from condpred.validate import check_model_spec
 
 Backend = Callable[..., PredictiveModel]  # (target, *, spec, device) -> model
 BACKENDS: Registry[Backend] = Registry(
@@ -85,20 +87,43 @@ def embedded_model(spec: str) -> EmbeddedModel | None:
     return EMBEDDED.get(ALIASES.get(spec, spec))
 
 
-def load_model(spec: str = "default", *, device: str | None = None) -> PredictiveModel:
-    """Load the model a spec names (see the module docstring for the forms a spec takes)."""
+def load_model(
+    spec: str = "default", *, device: str | None = None, timeout: float | None = None
+) -> PredictiveModel:
+    """Load the model a spec names (see the module docstring for the forms a spec takes).
+    `timeout`: seconds a server may take to answer one request, for backends that take one."""
+    check_model_spec(spec)  # a spec that cannot name a model fails before anything loads
     if embedded := embedded_model(spec):
         folder = converted_dir(embedded.gguf(), name=embedded.name)
         return _load_hf(str(folder), spec=spec, device=device)
     scheme, sep, target = spec.partition(":")
     if sep and scheme in BACKENDS:
-        return BACKENDS.get(scheme)(target, spec=spec, device=device)
+        backend = BACKENDS.get(scheme)
+        extra = {"timeout": timeout} if timeout is not None and _takes_timeout(backend) else {}
+        return backend(target, spec=spec, device=device, **extra)
     return _load_hf(spec, spec=spec, device=device)
+
+
+def _takes_timeout(backend: Backend) -> bool:
+    try:
+        return "timeout" in inspect.signature(backend).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 @BACKENDS.register("gguf")
 def _load_gguf(target: str, *, spec: str, device: str | None) -> PredictiveModel:
-    return _load_hf(str(converted_dir(target)), spec=spec, device=device)
+    try:
+        folder = converted_dir(target)
+    except InputError:
+        raise
+    except Exception as error:  # a damaged GGUF fails inside the parser, in many ways
+        raise InputError(
+            f"cannot read the GGUF file ({type(error).__name__}: {error})",
+            source=f"--model {spec}",
+            fix="Check that the file is a complete GGUF model (download it again?)",
+        ) from error
+    return _load_hf(str(folder), spec=spec, device=device)
 
 
 @BACKENDS.register("hf")
@@ -107,10 +132,11 @@ def _load_hf(target: str, *, spec: str, device: str | None) -> PredictiveModel:
 
     try:
         return HFModel.from_pretrained(target, spec=spec, device=device)
-    except OSError as error:
+    except (OSError, ValueError, KeyError) as error:  # no weights, no tokenizer, unknown type
         known = ", ".join([*ALIASES, *EMBEDDED])
+        first_line = (str(error).splitlines() or [type(error).__name__])[0]
         raise InputError(
-            f"cannot load model '{spec}' ({str(error).splitlines()[0]})",
+            f"cannot load model '{spec}' ({first_line})",
             source="--model",
             fix=f"Use one of {known}, gguf:PATH, openai:URL#MODEL, a local model directory, "
             "or a Hugging Face id (needs network access to the hub).",
@@ -118,7 +144,9 @@ def _load_hf(target: str, *, spec: str, device: str | None) -> PredictiveModel:
 
 
 @BACKENDS.register("openai")
-def _load_openai(target: str, *, spec: str, device: str | None) -> PredictiveModel:
+def _load_openai(
+    target: str, *, spec: str, device: str | None, timeout: float | None = None
+) -> PredictiveModel:
     from condpred.model.openai import OpenAIModel
 
     url, _, name = target.partition("#")
@@ -128,4 +156,4 @@ def _load_openai(target: str, *, spec: str, device: str | None) -> PredictiveMod
             source="--model",
             fix="Write openai:URL#MODEL, e.g. openai:http://127.0.0.1:8000/v1#my-model.",
         )
-    return OpenAIModel(url, name)
+    return OpenAIModel(url, name) if timeout is None else OpenAIModel(url, name, timeout=timeout)
