@@ -27,6 +27,7 @@ from condpred.errors import InputError
 from condpred.model.base import Sample, Score
 from condpred.store import export
 from condpred.store.schema import MIGRATIONS
+from condpred.validate import check_seed
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -81,6 +82,26 @@ class ConditionalRecord:
 def default_path() -> Path:
     """`$CONDPRED_DB` if set, else `condpred-runs.db` in the working directory."""
     return Path(os.environ.get("CONDPRED_DB") or "condpred-runs.db").expanduser()
+
+
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_header(path: Path) -> None:
+    """Refuse a file that is not an SQLite database by its first bytes (an empty file is a new
+    store), before SQLite opens it."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(len(SQLITE_HEADER))
+    except OSError as e:
+        raise InputError(f"cannot read the run store ({e.strerror})", source=str(path)) from None
+    if head and head != SQLITE_HEADER:
+        raise InputError(
+            "is not a database (no SQLite header), so not a condpred run store; condpred left "
+            "it untouched",
+            source=str(path),
+            fix="Point --db or CONDPRED_DB at another file (a new name creates a new store)",
+        )
 
 
 def _now() -> str:
@@ -171,18 +192,43 @@ def _statements(script: str) -> Iterator[str]:
 class Store:
     """The SQLite run store. Open with `Store()` or `with Store(path) as store: ...`."""
 
-    def __init__(self, path: str | Path | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, path: str | Path | None = None, *, timeout: float = 30.0, create: bool = True
+    ) -> None:
+        """`create=False` (read-only commands, resumes): a missing file is an error instead of a
+        new empty store. A file that is not a condpred store is refused before anything is
+        written to it (condpred never modifies another program's file)."""
         self.path = Path(path).expanduser() if path is not None else default_path()
         if self.path.is_dir():
             raise InputError("is a directory, not a run store", source=str(self.path))
+        exists = self.path.exists()
+        if not exists and not create:
+            raise InputError(
+                "no run store here (the file does not exist)",
+                source=str(self.path),
+                fix="Check --db or $CONDPRED_DB: runs are stored where they were made "
+                "(default: ./condpred-runs.db in the working directory)",
+            )
+        if exists:
+            _check_header(self.path)
+        read_only = exists and not os.access(self.path, os.W_OK)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if not exists:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: no hidden transactions; each write commits unless in _tx().
-            self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+            target = f"file:{self.path.resolve()}?mode=ro" if read_only else self.path
+            self._conn = sqlite3.connect(
+                target, timeout=timeout, isolation_level=None, uri=read_only
+            )
         except (OSError, sqlite3.Error) as e:
             raise InputError(f"cannot open the run store: {e}", source=str(self.path)) from None
         self._conn.row_factory = sqlite3.Row
+        self.read_only = read_only
         try:
+            self._refuse_foreign()  # looks before writing: a foreign file stays byte for byte
+            if read_only:
+                self._check_schema_current()
+                return
             self._q("PRAGMA journal_mode=WAL")
             self._q("PRAGMA synchronous=NORMAL")
             self._q("PRAGMA foreign_keys=ON")
@@ -212,6 +258,13 @@ class Store:
         except sqlite3.DatabaseError as e:
             if type(e) not in (sqlite3.DatabaseError, sqlite3.OperationalError):
                 raise  # constraint violations and misuse are the caller's bugs
+            if "readonly" in str(e) or "read-only" in str(e):
+                raise InputError(
+                    f"the run store is read-only ({e})",
+                    source=str(self.path),
+                    fix="Make it writable (chmod u+w, and its folder, which holds the -wal "
+                    "file), or pass --db a writable file for new runs",
+                ) from None
             raise InputError(
                 f"the run store failed: {e}",
                 source=str(self.path),
@@ -243,17 +296,36 @@ class Store:
                 raise ValueError(f"{what}: add its conditional first (add_conditional)") from None
             raise ValueError(f"{what} is already stored ({e})") from None
 
+    def _refuse_foreign(self) -> None:
+        """Refuse an SQLite database of another program, reading only (no lock taken for
+        writing, no journal-mode switch), so the file is left exactly as it was."""
+        tables = {r[0] for r in self._q("SELECT name FROM sqlite_master WHERE type='table'")}
+        if tables and "schema_version" not in tables:
+            raise InputError(
+                "is an SQLite database but not a condpred run store "
+                f"(it has tables {', '.join(sorted(tables))}); condpred left it untouched",
+                source=str(self.path),
+                fix="Point --db or CONDPRED_DB at another file",
+            )
+
+    def _check_schema_current(self) -> None:
+        tables = {r[0] for r in self._q("SELECT name FROM sqlite_master WHERE type='table'")}
+        current = 0
+        if "schema_version" in tables:
+            current = self._q("SELECT COALESCE(MAX(version), 0) FROM schema_version")[0][0]
+        if current != len(MIGRATIONS):
+            raise InputError(
+                f"is read-only and its schema ({current}) is not this condpred's "
+                f"({len(MIGRATIONS)}), so it cannot be read or upgraded",
+                source=str(self.path),
+                fix="Make the file writable once (chmod u+w) so condpred can upgrade it, "
+                "or use the condpred version that wrote it",
+            )
+
     def _migrate(self) -> None:
         """Bring the schema up to date, under a write lock so only one process migrates."""
         with self._tx():
-            tables = {r[0] for r in self._q("SELECT name FROM sqlite_master WHERE type='table'")}
-            if tables and "schema_version" not in tables:
-                raise InputError(
-                    "is an SQLite database but not a condpred run store "
-                    f"(it has tables {', '.join(sorted(tables))})",
-                    source=str(self.path),
-                    fix="point CONDPRED_DB at another file",
-                )
+            self._refuse_foreign()  # again under the lock: another process may have written
             self._q(
                 "CREATE TABLE IF NOT EXISTS schema_version "
                 "(version INTEGER PRIMARY KEY, applied_at TEXT NOT NULL)"
@@ -327,6 +399,7 @@ class Store:
         self, kind: str, model_spec: str, params: dict[str, Any], seed: int | None
     ) -> str:
         """Record a new run as 'running' and return its id: UTC time + random suffix, sortable."""
+        check_seed(seed)  # SQLite keeps signed 64-bit integers
         params_json = json.dumps(params, sort_keys=True)
         with self._tx():
             while True:
