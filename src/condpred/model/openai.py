@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from condpred.errors import InputError
 from condpred.model.base import (
@@ -84,6 +85,50 @@ NEUTRAL_SAMPLING = {
     "frequency_penalty": 0.0,
 }
 RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError)
+
+
+DEFAULT_TIMEOUT_S = 120.0  # a request that sends nothing back for this long has hung
+
+
+# --- what servers answer, validated before anything reads it ----------------------------------
+# Only the fields condpred reads are declared; others are ignored. A reply that does not fit
+# (HTML from a proxy, a wrong shape, a log-prob that is not a number) is an InputError naming
+# the server, the request and the field, never an AttributeError deep in the parsing.
+
+
+class _Reply(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class _Logprobs(_Reply):
+    tokens: list[str] | None = None
+    token_logprobs: list[float | None] | None = None
+    top_logprobs: list[dict[str, float] | None] | None = None
+    text_offset: list[int] | None = None
+
+
+class _Choice(_Reply):
+    text: str | None = None
+    logprobs: _Logprobs | None = None
+    finish_reason: str | None = None
+    stop_reason: str | int | None = None  # vLLM
+    matched_stop: str | int | None = None  # SGLang
+
+
+class _Completion(_Reply):
+    choices: list[_Choice] = Field(min_length=1)
+
+
+class _ModelEntry(_Reply):
+    id: str
+
+
+class _Models(_Reply):
+    data: list[_ModelEntry | Any] | None = None
+
+
+class _Tokens(_Reply):
+    tokens: list[int]
 
 
 @dataclass(frozen=True)
@@ -162,7 +207,7 @@ class OpenAIModel(BatchedScoring):
         base_url: str,
         model: str,
         *,
-        timeout: float = 600.0,
+        timeout: float = DEFAULT_TIMEOUT_S,
         connect_timeout: float = 10.0,
         max_retries: int = 3,
         backoff: float = 0.5,
@@ -172,6 +217,7 @@ class OpenAIModel(BatchedScoring):
     ) -> None:
         """`shifted_echo`: None probes the server once; True/False skips the probe."""
         self.spec = f"openai:{base_url}#{model}"
+        self.timeout = timeout
         self.base_url = base_url
         self.model = model
         self.max_retries = max_retries
@@ -208,7 +254,7 @@ class OpenAIModel(BatchedScoring):
         """The server's top_k next tokens, most probable first (`token_id` -1: see above)."""
         self._prepare()
         body = {"prompt": context, "max_tokens": 1, "temperature": 0.0, "logprobs": top_k}
-        choice = self._complete(body)
+        choice = self._complete(body, "the next token's top log-probs")
         tops = (choice.get("logprobs") or {}).get("top_logprobs") or [None]
         ranked = sorted((tops[0] or {}).items(), key=lambda kv: -kv[1])[:top_k]
         return [TokenProb(tok, -1, math.exp(lp), lp) for tok, lp in ranked]
@@ -240,7 +286,7 @@ class OpenAIModel(BatchedScoring):
 
     def _echo(self, text: str, k: int) -> Echo:
         body = {"prompt": text, "max_tokens": 1, "temperature": 0.0, "echo": True, "logprobs": k}
-        echo = parse_echo(self._complete(body), text)
+        echo = parse_echo(self._complete(body, f"the log-probs of {_quote(text)}"), text)
         if not echo.tokens:
             raise InputError(
                 f"the server at {self.base_url} returned no prompt log-probs for model "
@@ -299,7 +345,8 @@ class OpenAIModel(BatchedScoring):
             "logprobs": 1,
             "logit_bias": {str(ids[i]): FORCE_BIAS},
         }
-        got = self._complete(body).get("logprobs") or {}
+        got = self._complete(body, f"the log-prob of token {i} ({echo.tokens[i]!r})")
+        got = got.get("logprobs") or {}
         tokens, logprobs = got.get("tokens") or [None], got.get("token_logprobs") or [None]
         if tokens[0] != echo.tokens[i] or logprobs[0] is None:
             raise InputError(
@@ -314,8 +361,8 @@ class OpenAIModel(BatchedScoring):
         """Token ids from llama-cpp-python's `/extras/tokenize`, cached (boundedly) per text."""
         ids = self._tokenized.get(text)
         if ids is None:  # one local value: other threads may clear the cache meanwhile
-            data = self._request("POST", "/extras/tokenize", {"input": text})
-            ids = list(data.get("tokens") or [])
+            data = self._request("POST", "/extras/tokenize", {"input": text}, "token ids")
+            ids = list(self._validated(_Tokens, data, "/extras/tokenize").tokens)
             if len(self._tokenized) > 256:
                 self._tokenized.clear()
             self._tokenized[text] = ids
@@ -347,12 +394,19 @@ class OpenAIModel(BatchedScoring):
             "seed": sample_seed(params.seed, index, bits=31),
             "logprobs": 1,
         }
-        choice = self._complete(body)
+        choice = self._complete(body, f"sample {index}")
         text = choice.get("text") or ""
         lp = choice.get("logprobs") or {}
         all_tokens = list(lp.get("tokens") or [])
         tokens, logprobs = trim_to_text(all_tokens, list(lp.get("token_logprobs") or []), text)
         reason = finish_reason(choice, text, all_tokens, bool(params.stop))
+        if None in logprobs or len(logprobs) != len(tokens):
+            raise InputError(
+                f"the server at {self.base_url} returned a null log-prob for a generated token "
+                f"of sample {index}",
+                source=self.spec,
+                fix="Check that the server returns `logprobs` for generated tokens",
+            )
         return Sample(text, [float(x) for x in logprobs], tokens, reason, index)
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -369,12 +423,13 @@ class OpenAIModel(BatchedScoring):
     def _check_model(self) -> None:
         """Fail early with the names the server does serve (servers without /v1/models pass)."""
         try:
-            data = self._request("GET", "/v1/models")
+            data = self._request("GET", "/v1/models", None, "the list of models")
         except InputError:
             if not self._answered:
                 raise
             return
-        names = [m.get("id") for m in data.get("data") or [] if isinstance(m, dict)]
+        listed = self._validated(_Models, data, "/v1/models").data or []
+        names = [m.id for m in listed if isinstance(m, _ModelEntry)]
         if names and self.model not in names:
             raise InputError(
                 f"the server at {self.base_url} does not serve a model named '{self.model}'",
@@ -382,16 +437,30 @@ class OpenAIModel(BatchedScoring):
                 fix=f"Use one of: {', '.join(map(str, names))} (the name after '#' in the spec)",
             )
 
-    def _complete(self, body: dict[str, Any]) -> dict[str, Any]:
-        data = self._request("POST", "/v1/completions", {"model": self.model, **body})
-        choices = data.get("choices") or []
-        if not choices:
-            raise InputError(
-                f"the server at {self.base_url} answered without choices", source=self.spec
-            )
-        return choices[0]
+    def _complete(self, body: dict[str, Any], what: str) -> dict[str, Any]:
+        """The first choice of a completions request, validated (see `_Completion`)."""
+        data = self._request("POST", "/v1/completions", {"model": self.model, **body}, what)
+        reply = self._validated(_Completion, data, f"/v1/completions ({what})")
+        return reply.choices[0].model_dump(exclude_unset=True)
 
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict:
+    def _validated(self, shape: type[BaseModel], data: Any, request: str) -> Any:
+        try:
+            return shape.model_validate(data)
+        except ValidationError as error:
+            first = error.errors(include_url=False)[0]
+            field = ".".join(str(part) for part in first["loc"]) or "the body"
+            raise InputError(
+                f"the server at {self.base_url} gave an answer to {request} that is not an "
+                f"OpenAI completions reply: {field}: {first['msg']} "
+                f"({len(error.errors())} problem(s))",
+                source=self.spec,
+                fix="Check that the URL is an OpenAI-compatible completions server (vLLM, "
+                "SGLang, llama-cpp-python) and not a proxy or another service",
+            ) from None
+
+    def _request(
+        self, method: str, path: str, body: dict[str, Any] | None = None, what: str = ""
+    ) -> Any:
         """One HTTP call, retried with exponential backoff on 5xx and dropped connections."""
         url = self._root + path
         for attempt in range(self.max_retries + 1):
@@ -404,10 +473,19 @@ class OpenAIModel(BatchedScoring):
                 time.sleep(self.backoff * 2**attempt)
                 continue
             except httpx.TimeoutException as exc:
+                phase = "connect" if isinstance(exc, httpx.ConnectTimeout) else "answer"
                 raise InputError(
-                    f"{method} {url} timed out: {exc!r}",
+                    f"{method} {url}{f' ({what})' if what else ''} timed out: the server did "
+                    f"not {phase} within {self.timeout:g} s",
                     source=self.spec,
-                    fix="Raise `timeout` (seconds), or ask for fewer tokens",
+                    fix="Check that the server is not stuck; if it is only slow, raise --timeout "
+                    "(seconds; `timeout=` in Python) or ask for fewer tokens",
+                ) from exc
+            except httpx.HTTPError as exc:  # e.g. too many redirects, a malformed reply
+                raise InputError(
+                    f"{method} {url} failed ({type(exc).__name__}: {exc})",
+                    source=self.spec,
+                    fix="Check the URL: it should be the completions server's root",
                 ) from exc
             self._answered = True
             if response.status_code >= 500 and not last:
@@ -424,9 +502,19 @@ class OpenAIModel(BatchedScoring):
             "base_url is the server root (e.g. http://127.0.0.1:8000, with or without /v1)",
         )
 
-    def _json(self, response: httpx.Response, url: str) -> dict[str, Any]:
+    def _json(self, response: httpx.Response, url: str) -> Any:
         if response.status_code < 400:
-            return response.json()
+            try:
+                return response.json()
+            except ValueError as error:  # HTML from a proxy, a truncated body, bad bytes
+                start = response.text[:80].strip()
+                raise InputError(
+                    f"{url} answered {response.status_code} with a body that is not JSON "
+                    f"(it starts {start!r})",
+                    source=self.spec,
+                    fix="Check that the URL is an OpenAI-compatible completions server, not a "
+                    "web page or a proxy's error page",
+                ) from error
         message = _error_message(response)
         code = response.status_code
         if code == 404 and "model" in message.lower():
@@ -449,6 +537,11 @@ class OpenAIModel(BatchedScoring):
             return [fn(item) for item in items]
         with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
             return list(pool.map(fn, items))
+
+
+def _quote(text: str, limit: int = 40) -> str:
+    """Text for an error message: its start, quoted."""
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 def _error_message(response: httpx.Response) -> str:
