@@ -53,7 +53,7 @@ def build_tiny_gemma(folder: Path, sliding_window: int = 8, seed: int = 0) -> Pa
         num_attention_heads=2,
         num_key_value_heads=1,
         head_dim=16,
-        max_position_embeddings=512,
+        max_position_embeddings=2048,  # RoPE: no weights depend on it
         sliding_window=sliding_window,
         layer_types=["sliding_attention", "full_attention"],
         bos_token_id=tokenizer.bos_token_id,

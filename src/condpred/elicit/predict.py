@@ -67,6 +67,8 @@ def predict(
         "cameras": str(Path(cameras_dir).resolve()) if cameras_dir else None,
     }
     sources = [(conditional, rendered, source)]
+    if check_context := getattr(model, "check_context", None):  # before the run is stored
+        check_context(rendered, params.max_new_tokens)
     run_id = open_run(store, "predict", model.spec, run_params, params.seed, sources)
     with recording(store, run_id) as recorder:
         samples = _sample_missing(model, rendered, n, params, set(), recorder)

@@ -150,6 +150,31 @@ class HFModel(BatchedScoring):
             )
         return self.start_ids or (bos if bos is not None else eos,)
 
+    @property
+    def context_limit(self) -> int | None:
+        """The most tokens the model attends to (its position embeddings), when it says."""
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        return limit if isinstance(limit, int) and limit > 0 else None
+
+    def check_context(self, context: str, new_tokens: int = 0) -> None:
+        """Refuse a context (plus `new_tokens` to generate) longer than the context window, with
+        the numbers, before a run starts: past it the model's output means nothing (and a long
+        enough context asks for gigabytes)."""
+        self._check_length(len(self.context_ids(context)), new_tokens)
+
+    def _check_length(self, tokens: int, new_tokens: int = 0) -> None:
+        limit = self.context_limit
+        if limit is None or tokens + new_tokens <= limit:
+            return
+        asked = f"{tokens} tokens" + (f" + {new_tokens} new tokens" if new_tokens else "")
+        raise InputError(
+            f"the text is {asked}, more than the context window of {self.spec} ({limit} tokens)",
+            source="--model",
+            fix="Shorten the conditional (fewer or shorter premises, a shorter prefix)"
+            + (" or lower --max-tokens" if new_tokens else "")
+            + ", or use a model with a longer context",
+        )
+
     def _request(self, index: int, context: str, continuation: str) -> _Request:
         """Split as lm-evaluation-harness does: trailing spaces of the context move onto the
         continuation, and context+continuation are encoded together (so tokens merge naturally)."""
@@ -157,7 +182,10 @@ class HFModel(BatchedScoring):
         context_ids = self.context_ids(context)
         whole = self.context_ids(context + continuation) if context else None
         if whole is None:  # empty context: the continuation is the whole document
-            return _Request(index, context_ids, tuple(self.encode(continuation)), continuation)
+            cont_ids = tuple(self.encode(continuation))
+            self._check_length(len(context_ids) + len(cont_ids))
+            return _Request(index, context_ids, cont_ids, continuation)
+        self._check_length(len(whole))
         return _Request(index, whole[: len(context_ids)], whole[len(context_ids) :], continuation)
 
     def _token_texts(self, ids: Sequence[int]) -> list[str]:
@@ -331,7 +359,9 @@ class HFModel(BatchedScoring):
 
     @torch.no_grad()
     def next_token(self, context: str, top_k: int = 10) -> list[TokenProb]:
-        ids = torch.tensor([list(self.context_ids(context))], device=self.device)
+        context_ids = self.context_ids(context)
+        self._check_length(len(context_ids))
+        ids = torch.tensor([list(context_ids)], device=self.device)
         logprobs = self.model(input_ids=ids, logits_to_keep=1).logits[0, -1].float().log_softmax(-1)
         values, indices = logprobs.topk(top_k)
         return [
@@ -343,6 +373,7 @@ class HFModel(BatchedScoring):
 
     def sample(self, context: str, n: int, params: SamplingParams, start: int = 0) -> list[Sample]:
         context_ids = self.context_ids(context)
+        self._check_length(len(context_ids), params.max_new_tokens)
         cache = self._prefix_cache(context_ids[:-1])
         indices = list(range(start, start + n))
         samples: list[Sample] = []
