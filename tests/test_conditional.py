@@ -387,7 +387,7 @@ def test_yaml_errors_give_the_line(tmp_path: Path, text: str, where: str) -> Non
         ("# only a comment\n", "is empty"),
         ("- a list\n", "got a list"),
         ("just text\n", "got text"),
-        ("title: \x00\n", "cannot be read as YAML"),
+        ("title: \x00\n", "binary file (a NUL byte at offset 7)"),
         ("a: &a [*a, *a, *a, *a, *a, *a, *a, *a, *a, *a]\n" * 1, "nested too deeply"),
         ("[" * 5000 + "]" * 5000, "nested too deeply"),
     ],

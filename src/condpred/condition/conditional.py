@@ -23,8 +23,9 @@ from pydantic import (
     model_validator,
 )
 
-from condpred.condition.rendering import CAMERA_NAME, check_camera
+from condpred.condition.rendering import CAMERA_NAME, check_camera, render
 from condpred.errors import InputError
+from condpred.validate import read_text_input
 
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
@@ -180,7 +181,11 @@ def load_conditional(path: str | Path, cameras_dir: str | Path | None = None) ->
     """
     source = str(path)
     data = _parse_yaml(_read(Path(path)), source)
-    return conditional_from_dict(data, source=source, cameras_dir=cameras_dir, check_cameras=True)
+    conditional = conditional_from_dict(
+        data, source=source, cameras_dir=cameras_dir, check_cameras=True
+    )
+    render(conditional, cameras_dir, source=source)  # a field the camera cannot write fails here
+    return conditional
 
 
 def conditional_from_dict(
@@ -295,23 +300,17 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, what: str = "a YAML conditional") -> str:
     fix = "Pass the path of a YAML conditional, e.g. examples/alignment-paper-2031.yaml"
-    if not path.exists():
-        raise InputError("file not found", source=str(path), fix=fix)
-    if not path.is_file():
-        raise InputError("is not a file", source=str(path), fix=fix)
-    try:
-        return path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"is not UTF-8 text (byte {exc.start})", source=str(path), fix="Save it as UTF-8"
-        ) from exc
-    except OSError as exc:
-        raise InputError(f"cannot be read ({exc.strerror})", source=str(path), fix=fix) from exc
+    if what != "a YAML conditional":
+        fix = f"Pass the path of {what}"
+    return read_text_input(path, what=what, fix=fix)
 
 
-def _parse_yaml(text: str, source: str) -> Any:
+EMPTY_FIX = "Give at least a title or a prefix, e.g. 'title: ...' (see examples/)"
+
+
+def _parse_yaml(text: str, source: str, empty_fix: str = EMPTY_FIX) -> Any:
     try:
         data = yaml.load(text, Loader=_Loader)  # safe: _Loader is a SafeLoader
     except yaml.MarkedYAMLError as exc:
@@ -339,12 +338,34 @@ def _parse_yaml(text: str, source: str) -> Any:
             fix="Write plain YAML: 'field: value' lines, nested no deeper than a few levels",
         ) from exc
     if data is None:
-        raise InputError(
-            "is empty",
-            source=source,
-            fix="Give at least a title or a prefix, e.g. 'title: ...' (see examples/)",
-        )
+        raise InputError("is empty", source=source, fix=empty_fix)
+    _refuse_nul(data, source)
     return data
+
+
+def _refuse_nul(data: Any, source: str) -> None:
+    """Refuse a NUL character written as an escape ("\\0", "\\x00"), as the YAML reader refuses
+    a raw one: text with NUL in it is cut short by tokenizers and C libraries."""
+    stack: list[tuple[Any, tuple[Any, ...]]] = [(data, ())]
+    seen = 0
+    while stack and seen <= MAX_VALUES:
+        value, loc = stack.pop()
+        seen += 1
+        if isinstance(value, str) and "\x00" in value:
+            raise InputError(
+                "holds a NUL character (\\0)",
+                source=source,
+                field=_path(loc) or None,
+                fix="Remove the \\0 or \\x00 escape from the text",
+            )
+        if len(loc) > MAX_DEPTH:
+            continue  # too deep (or a cycle): _check_size reports it
+        if isinstance(value, dict):
+            for key, item in value.items():
+                stack.append((key, loc))
+                stack.append((item, (*loc, key)))
+        elif isinstance(value, list):
+            stack.extend((item, (*loc, i)) for i, item in enumerate(value))
 
 
 # --- turning validation errors into InputErrors ----------------------------------------------

@@ -77,11 +77,14 @@ def describe_camera(name: str, cameras_dir: str | Path | None = None) -> str:
     return match.group(1).splitlines()[0].strip() if match else ""
 
 
-def render(conditional: Conditional, cameras_dir: str | Path | None = None) -> str:
+def render(
+    conditional: Conditional, cameras_dir: str | Path | None = None, *, source: str | None = None
+) -> str:
     """The text the model continues: the conditional written through its camera.
 
     With a non-empty prefix the text ends exactly with the prefix; with an empty one it ends where
     the body starts, without a trailing space (tokenizers attach that space to the next word).
+    `source` (the conditional's file) is named when a field has a type the camera cannot write.
     """
     check_camera(conditional.camera, cameras_dir)
     env = _environment(_key(cameras_dir))
@@ -89,7 +92,7 @@ def render(conditional: Conditional, cameras_dir: str | Path | None = None) -> s
     try:
         text = template.render(conditional.model_dump())
     except Exception as exc:  # a template is user code: any failure in it is bad input
-        raise _template_error(exc, template) from exc
+        raise _template_error(exc, template, source) from exc
     return text if conditional.prefix else text.rstrip(" \t")
 
 
@@ -153,7 +156,28 @@ def _not_found(exc: TemplateNotFound, where: str) -> InputError:
     )
 
 
-def _template_error(exc: Exception, template: Template) -> InputError:
+def _field_on_line(filename: str, line: int | None) -> str | None:
+    """The conditional field a template line writes (`extra.get("resolves")` -> extra.resolves),
+    when the line names exactly one: what a type error in that line is about."""
+    if line is None:
+        return None
+    try:
+        text = Path(filename).read_text(encoding="utf-8").splitlines()[line - 1]
+    except (OSError, UnicodeDecodeError, IndexError):
+        return None
+    extras = set(
+        re.findall(r"extra(?:\.get\(\s*|\[\s*)[\"'](\w+)[\"']|extra\.(?!get\b)(\w+)", text)
+    )
+    names = {"extra." + (a or b) for a, b in extras}
+    if not names:
+        names = {n for n in re.findall(r"\b(\w+)\b", text) if n in FIELD_NAMES}
+    return names.pop() if len(names) == 1 else None
+
+
+FIELD_NAMES = ("camera", "date", "authors", "world", "title", "prefix", "responses")
+
+
+def _template_error(exc: Exception, template: Template, source: str | None = None) -> InputError:
     if isinstance(exc, InputError):
         return exc
     filename = template.filename or template.name or "<template>"
@@ -176,8 +200,18 @@ def _template_error(exc: Exception, template: Template) -> InputError:
             fix=f"Templates see {VARIABLES}; guard optional ones, e.g. "
             "{% if extra.get('background') %} or {% if x is defined %}",
         )
+    field = _field_on_line(filename, line)
+    if source is not None:  # name the conditional's file and field first, the template after
+        return InputError(
+            f"the camera cannot write it: {type(exc).__name__}: {exc} (at {where})",
+            source=source,
+            field=field,
+            fix=f"Give {repr(field) if field else 'that field'} the type the camera expects "
+            "(e.g. a date as 2029-01-01, text in quotes)",
+        )
     return InputError(
-        f"template failed: {type(exc).__name__}: {exc}",
+        f"template failed: {type(exc).__name__}: {exc}"
+        + (f" (writing the conditional's '{field}')" if field else ""),
         source=where,
         fix="Check that the conditional's fields (and its extra fields) have the types "
         "this camera expects",

@@ -29,12 +29,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from condpred.condition import Conditional
 from condpred.condition.conditional import (
+    _check_size,
     _describe,
     _parse_yaml,
     _path,
     _read,
     conditional_from_dict,
 )
+from condpred.condition.conditional import _fix as _conditional_fix
 from condpred.elicit.outcomes import validate_exclusive, validate_outcomes, validate_phrasings
 from condpred.errors import InputError
 
@@ -84,7 +86,7 @@ class PlanSet(BaseModel):
         try:
             return conditional_from_dict(value, source="situation")
         except InputError as error:
-            raise ValueError(str(error)) from error
+            raise ValueError(error.problem) from error
 
     @model_validator(mode="after")
     def _consistent(self) -> PlanSet:
@@ -119,26 +121,59 @@ class PlanSet(BaseModel):
 def load_plan_set(path: str | Path) -> PlanSet:
     """Read and validate a plan set; every problem is an InputError naming the file and field."""
     source = str(path)
-    return plan_set_from_dict(_parse_yaml(_read(Path(path)), source), source)
+    data = _parse_yaml(_read(Path(path), "a YAML plan set"), source, empty_fix=FIX)
+    return plan_set_from_dict(data, source, check_cameras=True)
 
 
-def plan_set_from_dict(data: Any, source: str = "<dict>") -> PlanSet:
+def plan_set_from_dict(
+    data: Any, source: str = "<dict>", *, check_cameras: bool = False
+) -> PlanSet:
+    """Validate a plan set, or raise one InputError listing every problem (file, field path such
+    as `situation.camera` or `plans[1].name`, and each fix). `check_cameras`: the situation's
+    camera must exist (checked when loading a file, before any model loads)."""
     if not isinstance(data, dict):
         raise InputError(
             "expected a mapping with situation, plans, questions (and optional utilities)",
             source=source,
+            fix=FIX,
         )
+    _check_size(data, source)  # YAML aliases can expand a small file into gigabytes
+    problems: list[tuple[str, str, str]] = []  # (field path, what is wrong, fix)
+    situation = data.get("situation")
+    if isinstance(situation, dict):
+        try:
+            Conditional.model_validate(
+                situation, context={"cameras_dir": None} if check_cameras else None
+            )
+        except ValidationError as exc:
+            for error in exc.errors(include_url=False):
+                field = _path(("situation", *error["loc"]))
+                problems.append((field, _describe(error), _conditional_fix(error)))
     try:
-        return PlanSet.model_validate(data)
+        plan_set = PlanSet.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        key = str(first["loc"][0]) if first["loc"] else ""
-        raise InputError(
-            _describe(first),
-            source=source,
-            field=_path(first["loc"]) or None,
-            fix=FIXES.get(key, FIX),
-        ) from exc
+        for error in exc.errors(include_url=False):
+            loc = error["loc"]
+            if problems and loc and loc[0] == "situation":
+                continue  # already listed, field by field
+            key = str(loc[0]) if loc else ""
+            problems.append((_path(loc), _describe(error), FIXES.get(key, FIX)))
+    if not problems:
+        return plan_set
+    if len(problems) == 1:
+        field, problem, fix = problems[0]
+        raise InputError(problem, source=source, field=field or None, fix=fix)
+    lines = [
+        f"  - {_where(field)}: {problem}. {fix}".rstrip(". ") + "."
+        for field, problem, fix in problems[:20]
+    ]
+    if len(problems) > 20:
+        lines.append(f"  - ... and {len(problems) - 20} more")
+    raise InputError(f"{len(problems)} problems:\n" + "\n".join(lines), source=source)
+
+
+def _where(field: str) -> str:
+    return f"field '{field}'" if field else "top level"
 
 
 FIX = "A plan set has situation, plans, questions and optional utilities (see examples/plans/)"
