@@ -16,6 +16,7 @@ import pytest
 
 from condpred import load_conditional, render
 from condpred.cli import main
+from condpred.store import Store
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "alignment-paper-2031.yaml"
 
@@ -112,6 +113,7 @@ def test_cameras_and_models_are_listed(capsys):
     ],
 )
 def test_bad_input_is_one_clear_message_and_exit_2(capsys, db, args, expected):
+    Store(db).close()  # an existing, empty store (a missing one is its own error)
     code, out, err = run_cli(capsys, *args)
     assert code == 2
     assert expected in " ".join(err.split())

@@ -10,8 +10,10 @@ from rich.console import Console
 
 from condpred.elicit import DEFAULT_CHECKS
 from condpred.model import PredictiveModel
+from condpred.model.openai import DEFAULT_TIMEOUT_S
 from condpred.model.registry import load_model
 from condpred.progress import progress_bar
+from condpred.validate import SEED_MAX, SEED_MIN
 
 app = typer.Typer(
     help="Condition predictive models (base language models) on observations, and read off "
@@ -48,6 +50,30 @@ ChecksOpt = Annotated[
 ]
 
 
+# Options every command that loads a model shares; typer refuses values outside these ranges
+# with exit code 2 before the command runs.
+SEED_RANGE = {"min": SEED_MIN, "max": SEED_MAX}
+_settings: dict[str, float | None] = {"timeout": None}
+
+
+def _set_timeout(value: float | None) -> float | None:
+    if value is not None and not (0 < value < float("inf")):
+        raise typer.BadParameter("give a number of seconds above 0", param_hint="--timeout")
+    _settings["timeout"] = value
+    return value
+
+
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        callback=_set_timeout,
+        help=f"Seconds an openai: server may take to answer one request before the run stops "
+        f"with an error naming it [default: {DEFAULT_TIMEOUT_S:g}]",
+    ),
+]
+
+
 def check_names(option: str) -> list[str]:
     """The names in a --checks option ("none" means no checks)."""
     return [] if option.strip() == "none" else [n.strip() for n in option.split(",") if n.strip()]
@@ -56,4 +82,4 @@ def check_names(option: str) -> list[str]:
 def load_model_with_bar(spec: str) -> PredictiveModel:
     """Load a model behind a spinner: the first load of the embedded model converts it."""
     with progress_bar(None, f"loading model {spec}"):
-        return load_model(spec)
+        return load_model(spec, timeout=_settings["timeout"])

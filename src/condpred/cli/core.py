@@ -15,11 +15,13 @@ from rich.table import Table
 
 from condpred.checks import available_checks, get_check
 from condpred.cli.app import (
+    SEED_RANGE,
     CamerasOpt,
     ChecksOpt,
     DbOpt,
     JsonOpt,
     ModelOpt,
+    TimeoutOpt,
     app,
     check_names,
     checks_app,
@@ -37,6 +39,12 @@ from condpred.model.base import SamplingParams
 from condpred.model.registry import ALIASES, EMBEDDED
 from condpred.report import terminal as show
 from condpred.store import Store
+from condpred.validate import (
+    check_model_spec,
+    check_output_path,
+    check_sampling,
+    read_text_input,
+)
 
 
 @app.command("render")
@@ -54,7 +62,9 @@ def predict_cmd(
     temperature: Annotated[float, typer.Option(min=0.0, help="0 means greedy.")] = 1.0,
     top_p: Annotated[float, typer.Option(min=0.0, max=1.0, help="Nucleus sampling mass.")] = 1.0,
     stop: Annotated[list[str] | None, typer.Option(help="Stop string (repeatable).")] = None,
-    seed: Annotated[int, typer.Option(help="Sample i depends only on (seed, i).")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Sample i depends only on (seed, i).", **SEED_RANGE)
+    ] = 0,
     resume_id: Annotated[
         str | None, typer.Option("--resume", help="Finish an interrupted run by its id.")
     ] = None,
@@ -65,13 +75,20 @@ def predict_cmd(
     ] = False,
     db: DbOpt = None,
     as_json: JsonOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Sample what the conditional's camera would show next; every sample is stored as it exists,
     then checked (ai_author, surprisal, ... ) and the results stored beside it."""
     names = check_names(checks)
     for name in names:  # a typo in --checks fails before any sampling
         get_check(name)
-    with Store(db) as store:
+    check_sampling(n, temperature, top_p)
+    if not resume_id:  # everything about a new run is checked before the store or model opens
+        if file is None:
+            raise InputError("predict needs a conditional file", fix="Pass FILE or --resume ID")
+        check_model_spec(model)
+        load_conditional(file, cameras)
+    with Store(db, create=not resume_id) as store:
         if resume_id:
             run = expect_kind(store.get_run(resume_id), "predict")  # before the model loads
             if run.status == "done":
@@ -82,8 +99,6 @@ def predict_cmd(
             model_ = load_model_with_bar(run.model_spec)
             prediction = resume(run.id, store, model_)
         else:
-            if file is None:
-                raise InputError("predict needs a conditional file", fix="Pass FILE or --resume ID")
             conditional = load_conditional(file, cameras)
             params = SamplingParams(max_tokens, temperature, top_p, tuple(stop or ()), seed)
             model_ = load_model_with_bar(model)
@@ -136,11 +151,16 @@ def check_cmd(
     cameras: CamerasOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Re-run checks on stored predictions without sampling again; results are stored too."""
     names = check_names(checks)
+    for name in names:  # a typo in --checks fails before the model loads
+        get_check(name)
+    if model is not None:
+        check_model_spec(model)
     conditional = load_conditional(file, cameras)
-    with Store(db) as store:
+    with Store(db, create=False) as store:
         stored = stored_prediction(store, samples)
         rendered = render(conditional, cameras)
         if rendered != stored.rendered:
@@ -161,7 +181,8 @@ def checks_validate(
     limit: Annotated[int | None, typer.Option(help="First N pairs of each file.")] = None,
     output: Annotated[Path | None, typer.Option("--out", help="Write the rows as JSON.")] = None,
     model: ModelOpt = "default",
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.", **SEED_RANGE)] = 0,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """AUROC (bootstrap 95% CI) of a check on labelled human vs machine text, per file, beside
     the likelihood baseline (mean token log-prob under the same model)."""
@@ -176,6 +197,8 @@ def checks_validate(
         raise InputError(
             f"no validation for check '{name}'", source="checks validate", fix="Use ai_author"
         )
+    check_output_path(output)
+    check_model_spec(model)
     check_data(data)  # a malformed file fails before the model loads
     started = time.perf_counter()
     rows = validate_ai_author(load_model_with_bar(model), data, limit, seed)
@@ -209,6 +232,7 @@ def score_cmd(
     cameras: CamerasOpt = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Log-probability of each continuation under the conditional, with per-token surprisal."""
     texts = list(continuation or []) + _read_lines(continuations)
@@ -217,6 +241,7 @@ def score_cmd(
             "nothing to score", fix="Pass --continuation TEXT (repeatable) or --continuations FILE"
         )
     conditional = load_conditional(file, cameras)
+    check_model_spec(model)
     with Store(db) as store:
         run_id, scores = score(
             conditional,
@@ -235,11 +260,12 @@ def score_cmd(
 def _read_lines(path: Path | None) -> list[str]:
     if path is None:
         return []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"cannot read continuations ({error})", source=str(path)) from error
-    return [line for line in lines if line.strip()]
+    text = read_text_input(
+        path,
+        what="a text file of continuations",
+        fix="Pass a UTF-8 text file with one continuation per line (--continuations FILE)",
+    )
+    return [line for line in text.splitlines() if line.strip()]
 
 
 @app.command("cameras")
@@ -265,10 +291,10 @@ def models_cmd() -> None:
 
 @app.command("resume")
 def resume_cmd(run_id: Annotated[str, typer.Argument(help="A run id (or unique prefix).")],
-               db: DbOpt = None) -> None:  # fmt: skip
+               db: DbOpt = None, timeout: TimeoutOpt = None) -> None:  # fmt: skip
     """Finish an interrupted run of any kind: only what it has not stored yet is computed, with
     the parameters, seed and model(s) stored with it."""
-    with Store(db) as store:
+    with Store(db, create=False) as store:
         run = store.get_run(run_id)
         if resume_run(run.id, store, load_model_with_bar) is None:
             out.print(f"run {run.id} ({run.kind}) is already done: nothing to resume.")
@@ -284,14 +310,23 @@ def runs_list(
     db: DbOpt = None,
 ) -> None:
     """The most recent runs, newest first."""
-    with Store(db) as store:
-        show.runs(out, store.list_runs(limit=limit, kind=kind))
+    with Store(db, create=False) as store:
+        runs = store.list_runs(limit=limit, kind=kind)
+        if not runs and kind is not None:
+            kinds = sorted({run.kind for run in store.list_runs(limit=None)})
+            raise InputError(
+                f"no runs of kind '{kind}' in this store",
+                source=str(store.path),
+                field="--kind",
+                fix=f"Kinds stored here: {', '.join(kinds)}" if kinds else "The store has no runs",
+            )
+        show.runs(out, runs)
 
 
 @runs_app.command("show")
 def runs_show(run_id: str, db: DbOpt = None, as_json: JsonOpt = False) -> None:
     """One run: its parameters, conditionals, and samples, scores or experiment items."""
-    with Store(db) as store:
+    with Store(db, create=False) as store:
         run = store.get_run(run_id)
         if as_json:
             out.print_json(
@@ -316,8 +351,10 @@ def runs_export(
     db: DbOpt = None,
 ) -> None:
     """Write a run's samples and scores as JSONL or Parquet, one row each."""
-    with Store(db) as store:
+    check_output_path(output)
+    with Store(db, create=False) as store:
         run_id = store.resolve_id(run_id)
         path = output or Path(f"{run_id}.{format}")
+        check_output_path(path)
         rows = store.export(run_id, path, format)
     out.print(f"wrote {rows} rows to {path}")

@@ -12,10 +12,21 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from condpred.cli.app import CamerasOpt, DbOpt, JsonOpt, app, err, load_model_with_bar, out
+from condpred.cli.app import (
+    SEED_RANGE,
+    CamerasOpt,
+    DbOpt,
+    JsonOpt,
+    TimeoutOpt,
+    app,
+    err,
+    load_model_with_bar,
+    out,
+)
 from condpred.errors import InputError
 from condpred.evals import agentic, zero_one
 from condpred.store import Store
+from condpred.validate import check_model_spec, check_output_path
 
 evals_app = typer.Typer(
     help="Predictor or agent? Agentic markers and 0-vs-1 tests.", no_args_is_help=True
@@ -33,7 +44,15 @@ OutOpt = Annotated[Path | None, typer.Option("--out", help="Write the summary ro
 ResumeOpt = Annotated[
     str | None, typer.Option("--resume", help="Finish an interrupted run by its id.")
 ]
-SeedOpt = Annotated[int, typer.Option(help="Seed of the bootstrap intervals.")]
+SeedOpt = Annotated[int, typer.Option(help="Seed of the bootstrap intervals.", **SEED_RANGE)]
+
+
+def _check_new_run(models: str, output: Path | None, resume_id: str | None) -> None:
+    """Before the store or any model opens: the --out path, and each model spec."""
+    check_output_path(output)
+    if not resume_id:
+        for spec in _names(models):
+            check_model_spec(spec, "--models")
 
 
 def _names(option: str | None) -> list[str]:
@@ -64,10 +83,12 @@ def agentic_cmd(
     seed: SeedOpt = 0,
     db: DbOpt = None,
     as_json: JsonOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """The probability each model puts on the behaviour-matching answers of model-written
     evaluations, under each conditional (category x model x conditional, bootstrap 95% CIs)."""
-    with Store(db) as store, warnings.catch_warnings():
+    _check_new_run(models, output, resume_id)
+    with Store(db, create=not resume_id) as store, warnings.catch_warnings():
         warnings.simplefilter("always", UserWarning)
         warnings.showwarning = _warn  # excluded files are reported before the scoring starts
         if resume_id:
@@ -106,10 +127,12 @@ def zero_one_cmd(
     seed: SeedOpt = 0,
     db: DbOpt = None,
     as_json: JsonOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Self-serving vs predictively right: P(self-serving answer) in items minus controls that
     differ only in who benefits (per template x model, paired bootstrap 95% CIs)."""
-    with Store(db) as store:
+    _check_new_run(models, output, resume_id)
+    with Store(db, create=not resume_id) as store:
         if resume_id:
             result = zero_one.resume_zero_one(resume_id, store, load_model_with_bar)
         else:

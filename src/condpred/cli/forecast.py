@@ -11,7 +11,17 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from condpred.cli.app import DbOpt, JsonOpt, ModelOpt, app, err, load_model_with_bar, out
+from condpred.cli.app import (
+    SEED_RANGE,
+    DbOpt,
+    JsonOpt,
+    ModelOpt,
+    TimeoutOpt,
+    app,
+    err,
+    load_model_with_bar,
+    out,
+)
 from condpred.errors import InputError
 from condpred.experiments.runner import expect_kind
 from condpred.forecasting import (
@@ -23,6 +33,7 @@ from condpred.forecasting import (
 )
 from condpred.model.registry import embedded_model
 from condpred.store import Store
+from condpred.validate import check_model_spec, check_output_path
 
 
 @app.command("forecast")
@@ -39,7 +50,9 @@ def forecast_cmd(
         int | None,
         typer.Option(min=1, help="A seeded sample of N questions, stratified by source."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the sample, the reasoning and the CIs.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the sample, the reasoning and the CIs.", **SEED_RANGE)
+    ] = 0,
     reasoning: Annotated[
         bool, typer.Option("--reasoning", help="Sample a forecaster's comment before the answer.")
     ] = False,
@@ -58,6 +71,7 @@ def forecast_cmd(
     ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Forecast each question as a forecasting-site page dated at its as-of date; report Brier,
     log score, skill against the base rate and the crowd, ECE, with bootstrap 95% CIs."""
@@ -67,7 +81,12 @@ def forecast_cmd(
             field="--resume",
             fix="Pass only --resume ID (with --db, --out or --json), or start a new run",
         )
-    with Store(db) as store:
+    check_output_path(output)  # an unwritable --out fails now, not after the whole run
+    if not resume_id and questions is not None:
+        check_model_spec(model)
+        day = _cutoff(cutoff, model)
+        load_questions(questions)  # a bad file fails before the store or the model opens
+    with Store(db, create=not resume_id) as store:
         if resume_id:
             run = expect_kind(store.get_run(resume_id), "forecast")  # before the model loads
             seed = run.seed or 0
@@ -77,8 +96,6 @@ def forecast_cmd(
                 "forecast needs a questions file", fix="Pass QUESTIONS.jsonl or --resume ID"
             )
         else:
-            day = _cutoff(cutoff, model)
-            load_questions(questions)  # a bad file fails before the model loads
             result = forecast(
                 questions,
                 load_model_with_bar(model),

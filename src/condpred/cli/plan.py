@@ -11,11 +11,21 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from condpred.cli.app import DbOpt, JsonOpt, ModelOpt, app, load_model_with_bar, out
+from condpred.cli.app import (
+    SEED_RANGE,
+    DbOpt,
+    JsonOpt,
+    ModelOpt,
+    TimeoutOpt,
+    app,
+    load_model_with_bar,
+    out,
+)
 from condpred.errors import InputError
 from condpred.experiments.runner import expect_kind
 from condpred.planning import PlanRun, load_plan_set, plan, resume_plans
 from condpred.store import Store
+from condpred.validate import check_model_spec
 
 
 @app.command("plan")
@@ -28,12 +38,13 @@ def plan_cmd(
         int, typer.Option(min=0, help="Reports sampled per plan for the ai_author check (0: none).")
     ] = 2,
     max_tokens: Annotated[int, typer.Option(min=1, help="New tokens per sampled report.")] = 60,
-    seed: Annotated[int, typer.Option(help="Seed of the sampled reports.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the sampled reports.", **SEED_RANGE)] = 0,
     resume_id: Annotated[
         str | None, typer.Option("--resume", help="Finish an interrupted plan run.")
     ] = None,
     db: DbOpt = None,
     as_json: JsonOpt = False,
+    timeout: TimeoutOpt = None,
 ) -> None:
     """Predict each outcome question under each plan (probabilities and conditioning shift), with
     the performative and ai_author checks; ranks plans only when the file gives utilities."""
@@ -43,14 +54,16 @@ def plan_cmd(
             field="--resume",
             fix="Pass either PLANS.yaml or --resume ID",
         )
-    with Store(db) as store:
+    if not resume_id and file is not None:  # checked before the store or the model opens
+        check_model_spec(model)
+        load_plan_set(file)
+    with Store(db, create=not resume_id) as store:
         if resume_id:
             run = expect_kind(store.get_run(resume_id), "plan")  # before the model loads
             result = resume_plans(run.id, store, load_model_with_bar(run.model_spec))
         elif file is None:
             raise InputError("plan needs a plan set file", fix="Pass PLANS.yaml or --resume ID")
         else:
-            load_plan_set(file)  # a bad file fails before the model loads
             model_ = load_model_with_bar(model)
             result = plan(
                 file, model_, samples=samples, max_tokens=max_tokens, seed=seed, store=store

@@ -10,6 +10,7 @@ import typer
 from condpred.cli.app import DbOpt, app, out
 from condpred.report.html import write_report
 from condpred.store import Store
+from condpred.validate import check_output_path
 
 
 @app.command("report")
@@ -21,7 +22,9 @@ def report_cmd(
     db: DbOpt = None,
 ) -> None:
     """Write an HTML report of a run (tables and plots) that opens offline in any browser."""
-    with Store(db) as store:
+    check_output_path(output)
+    with Store(db, create=False) as store:
         run_id = store.resolve_id(run_id)
+        check_output_path(output or Path(f"{run_id}.html"))
         path = write_report(store, run_id, output or Path(f"{run_id}.html"))
     out.print(f"wrote {path}")

@@ -33,7 +33,10 @@ def section_module(kind: str) -> ModuleType:
 def build_report(store: Store, run_id: str) -> str:
     """The report of one run as a complete HTML page."""
     run = store.get_run(run_id)
-    blocks = section_module(run.kind).build(store, run)
+    if _stored_nothing(store, run):  # e.g. killed before its first item: no section has rows
+        blocks = [Block("No results yet", note=_nothing_note(run))]
+    else:
+        blocks = section_module(run.kind).build(store, run)
     template = _environment().get_template("report.html.j2")
     return template.render(run=run, facts=_facts(run), blocks=_with_figures(blocks))
 
@@ -43,6 +46,22 @@ def write_report(store: Store, run_id: str, path: str | Path) -> Path:
     path = Path(path)
     path.write_text(build_report(store, run_id), encoding="utf-8")
     return path
+
+
+def _stored_nothing(store: Store, run: RunRecord) -> bool:
+    return (
+        not store.has_items(run.id)
+        and not store.samples(run.id)
+        and not store.scores(run.id)
+        and not store.check_results(run.id)
+    )
+
+
+def _nothing_note(run: RunRecord) -> str:
+    note = f"This {run.kind} run ({run.status}) has stored no results."
+    if run.status in ("running", "interrupted", "failed"):
+        note += f" If it is not running, finish it with: condpred resume {run.id}"
+    return note
 
 
 def _with_figures(blocks: list[Block]) -> list[tuple[Block, Markup]]:
