@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from condpred.errors import InputError
+from condpred.validate import read_text_input
 
 AS_OF_FIELDS = ("as_of", "freeze_datetime", "forecast_due_date", "created")
 CROWD_FIELDS = ("crowd_prob", "crowd_prob_at_freeze")
@@ -46,10 +47,11 @@ class Question:
 def load_questions(path: str | Path) -> list[Question]:
     """Every question in a JSONL file; the first bad line is an InputError naming line and field."""
     path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise InputError(f"cannot read the questions ({error})", source=str(path)) from error
+    lines = read_text_input(
+        path,
+        what="a questions file",
+        fix="Pass a JSONL file: one JSON object per line with id, question, as_of, outcome",
+    ).splitlines()
     questions = [
         _question(_json(line, f"{path}, line {n}"), f"{path}, line {n}")
         for n, line in enumerate(lines, start=1)
