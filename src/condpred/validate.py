@@ -82,6 +82,12 @@ def check_output_path(path: Path | None, option: str = "--out") -> None:
         )
     if not parent.is_dir():
         raise InputError(f"{parent} is not a folder", source=source, fix="Fix the path")
+    if path.is_file() and (_is_sqlite(path) or path.name.endswith(("-wal", "-shm", "-journal"))):
+        raise InputError(
+            "is a database (a run store?); condpred does not write over one",
+            source=source,
+            fix="Give a new file name for the output",
+        )
     if path.exists() and not os.access(path, os.W_OK):
         raise InputError("is not writable", source=source, fix="Check its permissions")
     if not path.exists() and not os.access(parent, os.W_OK | os.X_OK):
@@ -90,6 +96,14 @@ def check_output_path(path: Path | None, option: str = "--out") -> None:
             source=source,
             fix="Write somewhere else, or check the folder's permissions",
         )
+
+
+def _is_sqlite(path: Path) -> bool:
+    try:
+        with path.open("rb") as handle:
+            return handle.read(16) == b"SQLite format 3\x00"
+    except OSError:
+        return False
 
 
 def check_seed(seed: int | None, option: str = "--seed") -> None:
