@@ -360,7 +360,8 @@ def test_a_slow_server_is_a_timeout_error_not_a_hang(smol_url: str) -> None:
     with FlakyProxy(smol_url, delay=3.0) as proxy:
         model = OpenAIModel(proxy.url, "smol", timeout=0.5, shifted_echo=True)
         start = time.monotonic()
-        with model, pytest.raises(InputError, match=r"timed out.*Raise `timeout`"):
+        expected = r"/v1/completions \(the log-probs of .*\) timed out: .* within 0.5 s.*--timeout"
+        with model, pytest.raises(InputError, match=expected):
             model.score(CONTEXT, [" Paris"])
         assert time.monotonic() - start < 2.5
 

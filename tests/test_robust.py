@@ -136,6 +136,17 @@ def test_out_to_a_missing_folder_or_a_folder(capsys, db, stored_run, tmp_path, c
     assert digest(db) == before
 
 
+def test_out_onto_the_run_store_is_refused(capsys, db, stored_run):
+    """Found by the fuzz harness: `runs export --out runs.db` wrote the export over the store."""
+    before = digest(db)
+    for target in (db, Path(f"{db}-wal")):
+        for command in (["runs", "export", stored_run], ["report", stored_run]):
+            if target.exists():
+                err = refused(capsys, *command, "--out", target)
+                assert "does not write over one" in err
+    assert digest(db) == before and Store(db).get_run(stored_run).status == "done"
+
+
 def test_forecast_out_is_checked_before_the_run(capsys, db, tmp_path, tiny_model_dir):
     questions = tmp_path / "q.jsonl"
     questions.write_text(json.dumps(QUESTION) + "\n")
