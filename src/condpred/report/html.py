@@ -9,6 +9,7 @@ the page needs no network and stays one file (about 5 MB).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -33,10 +34,13 @@ def section_module(kind: str) -> ModuleType:
 def build_report(store: Store, run_id: str) -> str:
     """The report of one run as a complete HTML page."""
     run = store.get_run(run_id)
-    if _stored_nothing(store, run):  # e.g. killed before its first item: no section has rows
+    build = section_module(run.kind).build
+    if _stored_nothing(store, run):  # e.g. killed before its first item
         blocks = [Block("No results yet", note=_nothing_note(run))]
+        with contextlib.suppress(Exception):  # a section may not expect an empty run
+            blocks += build(store, run)
     else:
-        blocks = section_module(run.kind).build(store, run)
+        blocks = build(store, run)
     template = _environment().get_template("report.html.j2")
     return template.render(run=run, facts=_facts(run), blocks=_with_figures(blocks))
 
