@@ -147,6 +147,14 @@ def test_out_onto_the_run_store_is_refused(capsys, db, stored_run):
     assert digest(db) == before and Store(db).get_run(stored_run).status == "done"
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("command", [["runs", "export"], ["report"]])
+def test_a_write_that_fails_midway_is_named(capsys, db, stored_run, command):
+    """Found by the fuzz harness (--out /proc/version): an I/O error while writing the output."""
+    err = refused(capsys, *command, stored_run, "--out", "/dev/full")
+    assert "--out /dev/full: cannot be written (No space left on device)" in err
+
+
 def test_forecast_out_is_checked_before_the_run(capsys, db, tmp_path, tiny_model_dir):
     questions = tmp_path / "q.jsonl"
     questions.write_text(json.dumps(QUESTION) + "\n")

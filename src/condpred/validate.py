@@ -8,6 +8,8 @@ import math
 import os
 import re
 import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from condpred.errors import InputError
@@ -96,6 +98,20 @@ def check_output_path(path: Path | None, option: str = "--out") -> None:
             source=source,
             fix="Write somewhere else, or check the folder's permissions",
         )
+
+
+@contextmanager
+def writing(path: str | Path, option: str = "--out") -> Iterator[None]:
+    """Around the write of an output file: a failure the checks could not foresee (a full disk,
+    an I/O error, a special file) is an InputError naming the path, not a traceback."""
+    try:
+        yield
+    except OSError as error:
+        raise InputError(
+            f"cannot be written ({error.strerror or error})",
+            source=f"{option} {path}",
+            fix="Write to a regular file on a disk with space (check the path and permissions)",
+        ) from error
 
 
 def _is_sqlite(path: Path) -> bool:

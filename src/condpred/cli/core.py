@@ -44,6 +44,7 @@ from condpred.validate import (
     check_output_path,
     check_sampling,
     read_text_input,
+    writing,
 )
 
 
@@ -208,7 +209,8 @@ def checks_validate(
         record = validation_record(
             rows, model=model, data=str(data), limit=limit, seed=seed, seconds=seconds
         )
-        output.write_text(json.dumps(record, indent=2))
+        with writing(output):
+            output.write_text(json.dumps(record, indent=2))
         out.print(f"wrote {output}")
 
 

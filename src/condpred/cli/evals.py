@@ -26,7 +26,7 @@ from condpred.cli.app import (
 from condpred.errors import InputError
 from condpred.evals import agentic, zero_one
 from condpred.store import Store
-from condpred.validate import check_model_spec, check_output_path
+from condpred.validate import check_model_spec, check_output_path, writing
 
 evals_app = typer.Typer(
     help="Predictor or agent? Agentic markers and 0-vs-1 tests.", no_args_is_help=True
@@ -162,7 +162,8 @@ def _show(
 ) -> None:
     """Print the summary (and the paired contrasts) and write the rows to --out."""
     if output is not None:
-        output.write_text(json.dumps(summary, indent=2))
+        with writing(output):
+            output.write_text(json.dumps(summary, indent=2))
     if as_json:
         out.print_json(json.dumps({"run_id": run_id, "rows": summary, "contrasts": contrasts}))
         return

@@ -33,7 +33,7 @@ from condpred.forecasting import (
 )
 from condpred.model.registry import embedded_model
 from condpred.store import Store
-from condpred.validate import check_model_spec, check_output_path
+from condpred.validate import check_model_spec, check_output_path, writing
 
 
 @app.command("forecast")
@@ -112,7 +112,8 @@ def forecast_cmd(
     )
     record = forecast_record(result, spec, summary)
     if output is not None:
-        output.write_text(json.dumps(record, indent=2))
+        with writing(output):
+            output.write_text(json.dumps(record, indent=2))
     if as_json:
         out.print_json(json.dumps(record))
         return

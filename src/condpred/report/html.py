@@ -20,6 +20,7 @@ from markupsafe import Markup
 
 from condpred.report.sections import SECTIONS, Block, generic
 from condpred.store import RunRecord, Store
+from condpred.validate import writing
 
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 
@@ -48,7 +49,9 @@ def build_report(store: Store, run_id: str) -> str:
 def write_report(store: Store, run_id: str, path: str | Path) -> Path:
     """Write the report of a run to `path` (UTF-8)."""
     path = Path(path)
-    path.write_text(build_report(store, run_id), encoding="utf-8")
+    page = build_report(store, run_id)
+    with writing(path):
+        path.write_text(page, encoding="utf-8")
     return path
 
 

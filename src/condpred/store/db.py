@@ -27,7 +27,7 @@ from condpred.errors import InputError
 from condpred.model.base import Sample, Score
 from condpred.store import export
 from condpred.store.schema import MIGRATIONS
-from condpred.validate import check_seed
+from condpred.validate import check_seed, writing
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -813,12 +813,13 @@ class Store:
                 fix="use format 'jsonl', 'parquet' or 'csv' (or a file name ending so)",
             )
         rows = self.rows(run_id)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if fmt == "jsonl":
-            return export.write_jsonl(rows, path)
-        if fmt == "csv":
-            return export.write_csv(rows, path)
-        return export.write_parquet(rows, path, items=self.has_items(run_id))
+        with writing(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if fmt == "jsonl":
+                return export.write_jsonl(rows, path)
+            if fmt == "csv":
+                return export.write_csv(rows, path)
+            return export.write_parquet(rows, path, items=self.has_items(run_id))
 
     def to_frame(self, run_id: str) -> pd.DataFrame:
         """A run as a pandas DataFrame, for notebooks: the same rows and columns as `export`."""
