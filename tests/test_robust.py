@@ -81,6 +81,7 @@ def digest(path: Path) -> str:
         (str(EXAMPLE), "is a file, not a model folder"),
         ("./no-such-folder", "no model folder"),
         ("", "empty model spec"),
+        ("opnai:http://127.0.0.1:8000#m", "Did you mean 'openai:'?"),
     ],
 )
 def test_model_specs_that_cannot_name_a_model_are_refused_before_loading(

@@ -4,6 +4,7 @@ file or option, what is wrong and how to fix it (an `InputError`)."""
 
 from __future__ import annotations
 
+import difflib
 import math
 import os
 import re
@@ -177,6 +178,16 @@ def check_model_spec(spec: str, option: str = "--model") -> None:
         _check_local_or_hub(target, option, forms)
     elif sep and _is_backend(scheme):
         return  # a plugin's scheme: its backend checks its own target
+    elif sep and re.fullmatch(r"[a-z][a-z0-9_.+-]*", scheme) and not Path(spec).exists():
+        from condpred.model.registry import BACKENDS
+
+        close = difflib.get_close_matches(scheme, BACKENDS.names(), n=1)
+        raise InputError(
+            f"unknown model scheme '{scheme}:'",
+            source=f"{option} {spec}",
+            fix=(f"Did you mean '{close[0]}:'? " if close else "")
+            + f"Schemes: {', '.join(s + ':' for s in BACKENDS.names())}; or use {forms}",
+        )
     else:
         _check_local_or_hub(spec, option, forms)
 
