@@ -37,9 +37,6 @@ EXAMPLE = EXAMPLES / "alignment-paper-2031.yaml"
 PLANS = EXAMPLES / "plans" / "compute-governance.yaml"
 OK_CODES = {0, 2, 130}
 COUNTS: Counter[str] = Counter()
-# A run's record, less finished_at and timings: `predict --resume` of a finished run rewrites
-# those today (issue 17, item 14, fixed with the run lifecycle); compare them once that lands.
-RUN_COLUMNS = "id, kind, model_spec, params, seed, version, status, created_at, error"
 
 
 def fuzz(examples: int) -> settings:
@@ -81,9 +78,7 @@ class World:
         check results are not here: `condpred check` replaces them, by design.)"""
         conn = sqlite3.connect(self.db)
         try:
-            runs = conn.execute(
-                f"SELECT {RUN_COLUMNS} FROM runs WHERE id = ?", (self.run_id,)
-            ).fetchall()
+            runs = conn.execute("SELECT * FROM runs WHERE id = ?", (self.run_id,)).fetchall()
             rows = {"runs": runs}
             for table in ("conditionals", "samples"):
                 found = conn.execute(f"SELECT * FROM {table} WHERE run_id = ?", (self.run_id,))
