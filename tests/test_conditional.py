@@ -514,3 +514,12 @@ def test_template_that_is_not_utf8(tmp_path: Path) -> None:
 
 def test_include_of_a_missing_template(tmp_path: Path) -> None:
     assert "not found" in render_error(tmp_path, "{% include 'nope.j2' %}").problem
+
+
+def test_a_nul_is_refused_from_a_dict_as_from_a_file():
+    """Found by the conditional fuzz test: built from data, a NUL passed, and the conditional
+    then failed its own YAML round trip."""
+    from condpred.condition.conditional import conditional_from_dict
+
+    with pytest.raises(InputError, match="NUL"):
+        conditional_from_dict({"prefix": "\x00"})

@@ -206,6 +206,7 @@ def conditional_from_dict(
             + ", ".join(_fields(Conditional)),
         )
     _check_size(data, source)
+    _refuse_nul(data, source)  # the rule YAML files follow, for data from anywhere
     context = {"cameras_dir": cameras_dir} if check_cameras else None
     try:
         return Conditional.model_validate(data, context=context)
