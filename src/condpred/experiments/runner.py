@@ -80,6 +80,7 @@ EXPERIMENTS: Registry[Kind] = Registry(
         "condpred.planning.run",
         "condpred.evals.agentic",
         "condpred.evals.zero_one",
+        "condpred.experiments.passk.run",
     ),
 )
 
