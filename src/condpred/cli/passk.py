@@ -1,0 +1,170 @@
+"""`condpred passk`: pass@k of a base and a tuned model, with bootstrap intervals and the
+crossover (thin: parses, calls `condpred.experiments.passk`, prints)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from condpred.cli.app import DbOpt, JsonOpt, app, load_model_with_bar, out
+from condpred.errors import InputError
+from condpred.experiments.passk import Verifier, resume_passk, run_passk, validate
+from condpred.experiments.passk.data import PROMPT_STYLES, load_problems
+from condpred.store import Store
+
+
+@app.command("passk")
+def passk_cmd(
+    models: Annotated[
+        str, typer.Option("--models", help="BASE,TUNED (or one model): comma-separated specs.")
+    ] = "default,smollm2-135m-instruct",
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="JSONL of problems: question (or problem) and answer ('#### 42' or "
+            "\\boxed{}), e.g. ../shared/data/gsm8k/test.jsonl."
+        ),
+    ] = None,
+    n: Annotated[int, typer.Option("--n", min=1, help="Samples per problem.")] = 64,
+    k: Annotated[
+        str | None, typer.Option("--k", help="Comma-separated k to report [default: 1,2,4,...,n].")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="The first N problems.")] = None,
+    shots: Annotated[
+        int,
+        typer.Option(min=0, help="Few-shot exemplars: the file's first N problems, not evaluated."),
+    ] = 0,
+    temperature: Annotated[float, typer.Option(min=0.0)] = 0.6,
+    top_p: Annotated[float, typer.Option("--top-p")] = 0.95,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=1)] = 512,
+    prompt_style: Annotated[
+        str,
+        typer.Option(
+            "--prompt-style",
+            help=f"{'|'.join(PROMPT_STYLES)}: native gives the base model a worked-solutions page "
+            "and the tuned model its chat template; both gives every model both.",
+        ),
+    ] = "native",
+    seed: Annotated[int, typer.Option(help="Seed of the samples and the bootstrap.")] = 0,
+    time_limit: Annotated[
+        float, typer.Option("--time-limit", min=0.1, help="Seconds per verification.")
+    ] = 10.0,
+    check_verifier: Annotated[
+        bool,
+        typer.Option(
+            "--check-verifier",
+            help="Only verify the data's own reference solutions (they must verify) and exit.",
+        ),
+    ] = False,
+    output: Annotated[Path | None, typer.Option("--out", help="Write the result as JSON.")] = None,
+    resume_id: Annotated[
+        str | None, typer.Option("--resume", help="Finish an interrupted run by its id.")
+    ] = None,
+    db: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Does tuning teach new skills or re-weight what the base model samples? pass@k curves of a
+    base and a tuned model (unbiased estimator, bootstrap CIs over problems), their paired
+    difference at each k and the k where they cross."""
+    if check_verifier:
+        if data is None:
+            raise InputError("--check-verifier needs --data")
+        problems, _ = load_problems(data, limit)
+        with Verifier(time_limit) as verifier:
+            report = validate(problems, verifier)
+        _write(output, report)
+        if as_json:
+            out.print_json(json.dumps(report))
+            return
+        for case, r in report.items():
+            out.print(
+                f"{case}: {r['as_expected']}/{r['problems']} {r['expected']} "
+                f"({r['rate']:.4f}); verdicts {r['verdicts']}"
+            )
+        return
+    with Store(db) as store:
+        if resume_id:
+            result = resume_passk(resume_id, store, load_model_with_bar)
+        elif data is None:
+            raise InputError("passk needs --data", fix="Pass --data FILE.jsonl or --resume ID")
+        else:
+            result = run_passk(
+                str(data),
+                [m.strip() for m in models.split(",") if m.strip()],
+                n=n,
+                ks=[int(x) for x in k.split(",") if x.strip()] if k else None,
+                limit=limit,
+                shots=shots,
+                prompt_style=prompt_style,
+                temperature=temperature,
+                top_p=top_p,
+                max_tokens=max_tokens,
+                seed=seed,
+                time_limit=time_limit,
+                store=store,
+                load=load_model_with_bar,
+            )
+    summary = {"run_id": result.run_id, **result.summary}
+    _write(output, summary)
+    if as_json:
+        out.print_json(json.dumps(summary))
+        return
+    _print(summary)
+    out.print(f"stored as run {result.run_id}" + (f"; wrote {output}" if output else ""))
+
+
+def _write(output: Path | None, data: Any) -> None:
+    if output is not None:
+        output.write_text(json.dumps(data, indent=2))
+
+
+def _print(summary: dict[str, Any]) -> None:
+    curves = Table("model", "prompt", "k", "pass@k", "95% CI", title="pass@k", box=None)
+    for c in summary["curves"]:
+        curves.add_row(
+            escape(c["model"]),
+            c["prompt_style"],
+            str(c["k"]),
+            f"{c['pass_at_k']:.3f}",
+            _ci(c["ci"]),
+        )
+    out.print(curves)
+    arms = Table(
+        "model", "prompt", "problems", *summary["arms"][0]["verdicts"], "tokens/s", box=None
+    )
+    for a in summary["arms"]:
+        rate = f"{a['tokens_per_s']:.1f}" if a["tokens_per_s"] else "-"
+        arms.add_row(
+            escape(a["model"]),
+            a["style"],
+            str(a["problems"]),
+            *map(str, a["verdicts"].values()),
+            rate,
+        )
+    out.print(arms)
+    for c in summary["comparisons"]:
+        title = (
+            f"{c['tuned']['model']} ({c['tuned']['prompt_style']}) - "
+            f"{c['base']['model']} ({c['base']['prompt_style']})"
+        )
+        diff = Table("k", "difference", "95% CI", title=escape(title), box=None)
+        for d in c["diff"]:
+            diff.add_row(str(d["k"]), f"{d['diff']:+.3f}", _ci(d["ci"]))
+        out.print(diff)
+        x = c["crossover"]
+        lo, hi = x["ci"]
+        upper = hi if hi is not None else f"> {x['n']}"
+        out.print(
+            f"  {x['status']}; 95% CI [{lo if lo is not None else '-'}, {upper}]; "
+            f"{x['share_of_resamples_crossing']:.0%} of resamples cross; "
+            f"coverage {c['coverage']}"
+        )
+
+
+def _ci(ci: list[float]) -> str:
+    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"
