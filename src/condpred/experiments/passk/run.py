@@ -182,64 +182,72 @@ def _execute(
     store: Store | None,
     seed: int,
 ) -> PassKResult:
+    """Problem by problem, every arm on each (so a run stopped early still has paired problems);
+    a server backend gets `requests_at_once(model) // n` problems' samples in flight at once."""
     shots, evaluated = problems[: params["shots"]], problems[params["shots"] :]
     by_spec = {m.spec: m for m in models}
-    s = params["sampling"]
-    n = params["n"]
-    rows: list[PassKRow] = []
-    with recording(store, run_id) as recorder, Verifier(params["time_limit_s"]) as verifier:
-        for a, arm in enumerate(params["arms"]):
-            model = by_spec[arm["model"]]
-            style = arm["style"]
-            sampling = {
-                "max_new_tokens": s["max_tokens"],
-                "temperature": s["temperature"],
-                "top_p": s["top_p"],
-                "stop": stops(style),
+    plan = params["arms"]
+    s, n, size = params["sampling"], params["n"], len(evaluated)
+
+    def item(index: int) -> Item:
+        a, p = divmod(index, size)
+        arm, problem = plan[a], evaluated[p]
+        model, style = by_spec[arm["model"]], arm["style"]
+        context = prompt(model, style, problem, shots)
+        sampling = SamplingParams(
+            max_new_tokens=s["max_tokens"],
+            temperature=s["temperature"],
+            top_p=s["top_p"],
+            stop=stops(style),
+            seed=seed_of(seed, p),
+        )
+        started = time.perf_counter()
+        samples = model.sample(context, n, sampling)
+        sampled = time.perf_counter()
+        verdicts = verifier.check_all(problem.kind, problem.gold, [x.text for x in samples])
+        row = PassKRow(
+            index=index,
+            arm=a,
+            model=arm["model"],
+            role=arm["role"],
+            prompt_style=style,
+            problem=p,
+            id=problem.id,
+            n=n,
+            correct=sum(v.correct for v in verdicts),
+            verdicts=[v.verdict for v in verdicts],
+            answers=[v.answer for v in verdicts],
+            tokens=sum(len(x.tokens) for x in samples),
+            sample_s=sampled - started,
+            verify_s=time.perf_counter() - sampled,
+        )
+        # The exact prompt is stored as the item's conditional (the samples hang off it).
+        framing = Conditional(prefix=context, extra={"passk": style, "problem": problem.id})
+        return Item(row, conditional=(framing.to_yaml(), context, None), samples=samples)
+
+    at_once = max(1, min(requests_at_once(m) for m in models) // n)
+
+    def batch(indices: list[int]) -> list[Item]:
+        if at_once == 1:
+            return [item(i) for i in indices]
+        with ThreadPoolExecutor(max_workers=at_once) as pool:  # one model's problems at a time
+            by_arm: dict[int, list[int]] = {}
+            for i in indices:
+                by_arm.setdefault(i // size, []).append(i)
+            done = {
+                i: it
+                for group in by_arm.values()
+                for i, it in zip(group, pool.map(item, group), strict=True)
             }
+        return [done[i] for i in indices]
 
-            def item(p: int, a=a, arm=arm, model=model, style=style, sampling=sampling) -> Item:
-                problem = evaluated[p]
-                context = prompt(model, style, problem, shots)
-                params_p = SamplingParams(**sampling, seed=seed_of(seed, p))
-                started = time.perf_counter()
-                samples = model.sample(context, n, params_p)
-                sampled = time.perf_counter()
-                verdicts = verifier.check_all(problem.kind, problem.gold, [x.text for x in samples])
-                row = PassKRow(
-                    index=a * len(evaluated) + p,
-                    arm=a,
-                    model=arm["model"],
-                    role=arm["role"],
-                    prompt_style=style,
-                    problem=p,
-                    id=problem.id,
-                    n=n,
-                    correct=sum(v.correct for v in verdicts),
-                    verdicts=[v.verdict for v in verdicts],
-                    answers=[v.answer for v in verdicts],
-                    tokens=sum(len(x.tokens) for x in samples),
-                    sample_s=sampled - started,
-                    verify_s=time.perf_counter() - sampled,
-                )
-                # The exact prompt is stored as the item's conditional (the samples hang off it).
-                framing = Conditional(prefix=context, extra={"passk": style, "problem": problem.id})
-                return Item(row, conditional=(framing.to_yaml(), context, None), samples=samples)
-
-            at_once = max(1, requests_at_once(model) // n)
-
-            def batch(indices: list[int], item=item, at_once=at_once, a=a) -> list[Item]:
-                local = [i - a * len(evaluated) for i in indices]
-                if at_once == 1 or len(local) == 1:
-                    return [item(p) for p in local]
-                with ThreadPoolExecutor(max_workers=len(local)) as pool:
-                    return list(pool.map(item, local))
-
-            indices = range(a * len(evaluated), (a + 1) * len(evaluated))
-            label = f"passk: {arm['model']} ({style} prompt), {n} samples per problem"
-            started = time.perf_counter()
-            rows += recorder.add_item_batches(PassKRow, indices, batch, label, batch=at_once)
-            recorder.timings[f"{arm['model']}:{style}_s"] = time.perf_counter() - started
+    order = [a * size + p for p in range(size) for a in range(len(plan))]
+    label = f"passk: {', '.join(params['models'])}, {n} samples per problem"
+    with recording(store, run_id) as recorder, Verifier(params["time_limit_s"]) as verifier:
+        started = time.perf_counter()
+        step = 1 if at_once == 1 else at_once * len(plan)  # a local model commits each problem
+        rows = recorder.add_item_batches(PassKRow, order, batch, label, batch=step)
+        recorder.timings["sampling_s"] = time.perf_counter() - started
     if store is not None:
         rows = read_rows(store, run_id, PassKRow)
     return PassKResult(run_id, rows, summarise(rows, params, seed))
