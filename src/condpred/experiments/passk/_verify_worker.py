@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import signal
 import sys
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
@@ -78,6 +79,9 @@ def check_symbolic(gold: str, text: str) -> dict:
 
 
 def main() -> None:
+    # Ctrl-C reaches the whole process group: the parent handles it and ends this worker itself,
+    # so an interrupted run never sees a verification fail with a dead worker.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # math-verify warns on every call that its own timeouts are off: the parent enforces one.
     logging.disable(logging.WARNING)
     for line in sys.stdin:
