@@ -406,3 +406,21 @@ def test_the_command_checks_the_verifier_on_a_data_set(capsys):
     )
     assert code == 0, stderr
     assert "reference: 10/10 correct" in stdout
+
+
+def test_the_report_draws_the_curves_offline(tmp_path):
+    """The section on a synthetic run, opened in headless Chromium: one plot (the curves), the
+    crossover and coverage tables, no network request."""
+    from condpred.report.html import write_report
+    from tests.browser import dump_dom, page_requests
+
+    data = synthetic_data(tmp_path / "syn.jsonl", [0.9, 0.05, 0.3, 0.0])
+    with Store(tmp_path / "runs.db") as store:
+        run = run_passk(
+            str(data), ["b", "t"], n=8, prompt_style="base", store=store, load=SyntheticSolver
+        )
+        path = write_report(store, run.run_id, tmp_path / "report.html")
+    dom, requests = dump_dom(path)
+    assert page_requests(requests) == []
+    assert dom.count('class="plot-container plotly"') == 1
+    assert "Coverage at k = n = 8" in dom and "Tuned - base" in dom and "tokens/s" in dom
