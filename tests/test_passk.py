@@ -35,8 +35,8 @@ from condpred.experiments.passk.data import (
 )
 from condpred.experiments.passk.estimate import first_crossing, k_grid
 from condpred.experiments.runner import read_rows, resume
-from condpred.model.base import Sample, SamplingParams
-from condpred.model.hf import HFModel, sample_seed
+from condpred.model.base import Sample, SamplingParams, sample_seed
+from condpred.model.hf import HFModel
 from tests.test_cli import run_cli
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
