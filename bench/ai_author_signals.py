@@ -54,21 +54,25 @@ def main() -> None:
         "torch_threads": torch.get_num_threads(),
         "machine": platform.processor() or platform.machine(),
     }
-    started = time.perf_counter()
-    record["planted"] = validate_planted(model, conditionals, NEUTRAL)
-    record["planted_s"] = round(time.perf_counter() - started, 1)
-    started = time.perf_counter()
-    record["self_sampled"] = validate_self_sampled(
-        model, conditionals, samples=args.samples, max_tokens=args.max_tokens
+    out = Path(args.out)
+
+    def measured(name, compute):  # each part written as soon as it is done
+        started = time.perf_counter()
+        record[name] = compute()
+        record[f"{name}_s"] = round(time.perf_counter() - started, 1)
+        out.write_text(json.dumps(record, indent=1) + "\n")
+        return record[name]
+
+    measured("planted", lambda: validate_planted(model, conditionals, NEUTRAL))
+    found = measured(
+        "self_sampled",
+        lambda: validate_self_sampled(
+            model, conditionals, samples=args.samples, max_tokens=args.max_tokens
+        ),
     )
-    record["self_sampled_s"] = round(time.perf_counter() - started, 1)
-    print(json.dumps(record["self_sampled"]["signals"], indent=1))
-    started = time.perf_counter()
-    rows = validate_ai_author(model, args.data, limit=args.limit)
-    record["human_vs_machine"] = {"limit": args.limit, "rows": rows}
-    record["human_vs_machine_s"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(found["signals"], indent=1))
+    rows = measured("human_vs_machine", lambda: validate_ai_author(model, args.data, args.limit))
     print(format_validation(rows))
-    Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
 
 
 if __name__ == "__main__":
