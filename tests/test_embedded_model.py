@@ -19,7 +19,7 @@ def test_conversion_keeps_the_model_knowledgeable(default_model):
     """A known answer: a converted model that lost its weights would not put Paris on top."""
     top = default_model.next_token("The capital of France is", top_k=5)
     assert " Paris" in [t.token for t in top]
-    assert default_model.spec == "default"
+    assert default_model.spec == "gemma-3-270m"  # runs and reports name the model, not the alias
 
 
 def test_scores_are_exact_on_a_rendered_conditional(default_model, monkeypatch):

@@ -38,6 +38,22 @@ def available_checks() -> list[str]:
     return CHECKS.names()
 
 
+def describe_check(name: str) -> dict[str, Any]:
+    """A registered check's name, summary, unit and constructor arguments with their defaults."""
+    check_class = CHECKS.get(name)
+    arguments = {
+        parameter.name: parameter.default
+        for parameter in inspect.signature(check_class).parameters.values()
+        if parameter.name != "name"  # a dataclass field, not an option
+    }
+    return {
+        "name": name,
+        "summary": getattr(check_class, "summary", ""),
+        "unit": getattr(check_class, "unit", ""),
+        "arguments": arguments,
+    }
+
+
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:
     """'name:key=value:key=value' -> (name, {key: value}), values read as YAML scalars."""
     name, *pairs = spec.strip().split(":")

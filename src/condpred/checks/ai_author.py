@@ -318,6 +318,8 @@ class AIAuthorCheck:
     default, since documents about AI quote such phrases too; a person should read them."""
 
     name = "ai_author"
+    summary = "Whether the model believes an AI, not a human, wrote what it predicts."
+    unit = "probability of an AI author (0 to 1)"
 
     def __init__(
         self,

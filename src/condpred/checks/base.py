@@ -48,6 +48,8 @@ class CheckInput:
 
 class Check(Protocol):
     name: str
+    summary: str  # one line for `condpred checks list`: the risk the check estimates
+    unit: str  # what its values (and thresholds) measure
 
     def run(self, given: CheckInput) -> list[CheckResult]:
         """Results for the conditional and/or each sample."""

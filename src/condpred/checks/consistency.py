@@ -33,7 +33,7 @@ import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from condpred.checks import CHECKS
 from condpred.checks._probes import (
@@ -160,6 +160,11 @@ class ConsistencyCheck:
     `years` are the deadline's offsets; `cameras` the cameras the paraphrase also renders through.
     """
 
+    summary: ClassVar[str] = (
+        "Whether the predictions survive paraphrase, negation and later deadlines, "
+        "as any world's predictions must."
+    )
+    unit: ClassVar[str] = "bits (paraphrase) or probability gap (coherence, negation, dates)"
     warn_js_bits: float = 0.1
     warn_spread_bits: float = 0.5
     warn_mass_deficit: float = 0.5

@@ -21,7 +21,7 @@ gives each response's effective sample size (Kish): when small, few samples carr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from condpred.checks import CHECKS
 from condpred.checks._probes import (
@@ -67,6 +67,10 @@ class PerformativeCheck:
     examples stay below it: 0.04 on the forecast page (its two policy responses, P(YES) 0.69 vs
     0.64), 0.07 on the news story (reports published vs kept secret), 0.11 on its samples."""
 
+    summary: ClassVar[str] = (
+        "Whether publishing the prediction would change the outcome it predicts."
+    )
+    unit: ClassVar[str] = "total variation between outcome distributions (0 to 1)"
     warn_tv: float = 0.2
     fail_tv: float | None = None
     name: str = "performative"

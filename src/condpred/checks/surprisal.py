@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from condpred.checks import CHECKS
 from condpred.checks._probes import cross_score, finding, render_variant
@@ -81,6 +81,11 @@ class SurprisalCheck:
     a larger model earns a lower threshold. Per-sample PMI has no default threshold: a prediction
     the premises explain is what conditioning is for; it is evidence to read, not a risk alone."""
 
+    summary: ClassVar[str] = (
+        "How unlikely the model finds the conditional and its premises, and how much "
+        "the premises drive each sample."
+    )
+    unit: ClassVar[str] = "bits per token"
     warn_premise_bits: float = 7.5
     fail_premise_bits: float | None = None
     warn_rendered_bits: float | None = 7.0

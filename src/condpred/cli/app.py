@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+import typer.core
 from rich.console import Console
 
 from condpred.elicit import DEFAULT_CHECKS
@@ -13,6 +14,7 @@ from condpred.model import PredictiveModel
 from condpred.model.openai import DEFAULT_TIMEOUT_S
 from condpred.model.registry import load_model
 from condpred.progress import progress_bar
+from condpred.store import Store, package_version
 from condpred.validate import SEED_MAX, SEED_MIN
 
 app = typer.Typer(
@@ -22,6 +24,36 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+def _flags_take_no_value(self: typer.core.TyperOption, ctx: object) -> str | None:
+    """typer 0.29 shows `<bool>` beside every flag (--help, --json, --gate) as if it took a value,
+    and click then refuses the value a user types: a flag's help shows no placeholder."""
+    return None if self.is_flag else _value_placeholder(self, ctx)
+
+
+_value_placeholder = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _flags_take_no_value
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"condpred {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Options of condpred itself (the app's help text is its own)."""
+
+
 runs_app = typer.Typer(help="The run store: list, show and export runs.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 checks_app = typer.Typer(help="The checks on predictions: list and validate.", no_args_is_help=True)
@@ -83,3 +115,17 @@ def load_model_with_bar(spec: str) -> PredictiveModel:
     """Load a model behind a spinner: the first load of the embedded model converts it."""
     with progress_bar(None, f"loading model {spec}"):
         return load_model(spec, timeout=_settings["timeout"])
+
+
+def stored(store: Store, run_id: str | None, written: Path | None = None) -> None:
+    """The closing lines of a command that stored a run: where it is and what to do next (never
+    wrapped or cut, since the id is what every other command needs)."""
+    if written is not None:
+        out.print(f"wrote {written}", soft_wrap=True)
+    if run_id is None:
+        return
+    out.print(f"stored as run {run_id} in {store.path}", soft_wrap=True)
+    out.print(
+        f"next: condpred report {run_id}   (an HTML page)   ·   condpred runs show {run_id}",
+        soft_wrap=True,
+    )

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from condpred.checks import available_checks, get_check
+from condpred.checks import available_checks, describe_check, get_check
 from condpred.cli.app import (
     SEED_RANGE,
     CamerasOpt,
@@ -29,6 +29,7 @@ from condpred.cli.app import (
     load_model_with_bar,
     out,
     runs_app,
+    stored,
 )
 from condpred.condition import describe_camera, list_cameras, load_conditional, render
 from condpred.elicit import DEFAULT_CHECKS, check, gated, predict, resume, score, stored_prediction
@@ -96,6 +97,8 @@ def predict_cmd(
                 out.print(f"run {run.id} is already done: nothing to resume")
                 prediction = stored_prediction(store, run.id)
                 _print_checked(prediction, prediction.checks, keep_passing, as_json)
+                if not as_json:
+                    stored(store, run.id)
                 return
             model_ = load_model_with_bar(run.model_spec)
             prediction = resume(run.id, store, model_)
@@ -114,6 +117,8 @@ def predict_cmd(
                 checks=names,
             )
     _print_checked(prediction, prediction.checks, keep_passing, as_json)
+    if not as_json:
+        stored(store, prediction.run_id)
 
 
 def _print_checked(prediction, results, keep_passing: bool, as_json: bool) -> None:
@@ -162,17 +167,23 @@ def check_cmd(
         check_model_spec(model)
     conditional = load_conditional(file, cameras)
     with Store(db, create=False) as store:
-        stored = stored_prediction(store, samples)
+        earlier = stored_prediction(store, samples)
         rendered = render(conditional, cameras)
-        if rendered != stored.rendered:
+        if rendered != earlier.rendered:
             err.print(
-                f"note: {file} renders differently from the conditional run {stored.run_id}"
+                f"note: {file} renders differently from the conditional run {earlier.run_id}"
                 " sampled under; the checks use the file's"
             )
-        prediction = replace(stored, conditional=conditional, rendered=rendered)
-        model_ = load_model_with_bar(model or stored.model_spec)
+        prediction = replace(earlier, conditional=conditional, rendered=rendered)
+        model_ = load_model_with_bar(model or earlier.model_spec)
         results = check(prediction, model_, names, store=store, cameras_dir=cameras)
     _print_checked(prediction, results, keep_passing, as_json)
+    if not as_json:
+        out.print(
+            f"checked the {len(earlier.samples)} stored samples of run {earlier.run_id} "
+            f"(nothing was sampled); the results are stored with the run"
+        )
+        stored(store, earlier.run_id)
 
 
 @checks_app.command("validate")
@@ -215,10 +226,22 @@ def checks_validate(
 
 
 @checks_app.command("list")
-def checks_list() -> None:
-    """The checks that can run on predictions."""
-    for name in available_checks():
-        out.print(name)
+def checks_list(as_json: JsonOpt = False) -> None:
+    """The checks that can run on predictions: what each estimates, its unit, and its arguments
+    with their defaults (thresholds included), as --checks NAME:ARG=VALUE takes them."""
+    described = [describe_check(name) for name in available_checks()]
+    if as_json:
+        out.print_json(json.dumps(described, default=str))
+        return
+    table = Table(box=None, show_lines=True)
+    table.add_column("check", no_wrap=True)
+    table.add_column("estimates (unit)", ratio=3)
+    table.add_column("arguments = defaults", overflow="fold", ratio=2)
+    for described_check in described:
+        arguments = "\n".join(f"{k}={v}" for k, v in described_check["arguments"].items())
+        about = f"{described_check['summary']} [dim]unit: {described_check['unit']}[/]"
+        table.add_row(described_check["name"], about, escape(arguments))
+    out.print(table)
 
 
 @app.command("score")
@@ -256,7 +279,8 @@ def score_cmd(
     if as_json:
         out.print_json(json.dumps({"run_id": run_id, "scores": [asdict(s) for s in scores]}))
     else:
-        show.scores(out, run_id, scores)
+        show.scores(out, scores)
+        stored(store, run_id)
 
 
 def _read_lines(path: Path | None) -> list[str]:
@@ -300,9 +324,9 @@ def resume_cmd(run_id: Annotated[str, typer.Argument(help="A run id (or unique p
         run = store.get_run(run_id)
         if resume_run(run.id, store, load_model_with_bar) is None:
             out.print(f"run {run.id} ({run.kind}) is already done: nothing to resume.")
-            return
-        run = store.get_run(run.id)
-    out.print(f"run {run.id} ({run.kind}): {run.status}. See it with: condpred runs show {run.id}")
+        else:
+            out.print(f"run {run.id} ({run.kind}): {store.get_run(run.id).status}")
+    stored(store, run.id)
 
 
 @runs_app.command("list")

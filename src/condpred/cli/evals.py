@@ -22,6 +22,7 @@ from condpred.cli.app import (
     err,
     load_model_with_bar,
     out,
+    stored,
 )
 from condpred.errors import InputError
 from condpred.evals import agentic, zero_one
@@ -110,7 +111,7 @@ def agentic_cmd(
                 seed=seed,
             )
     columns = ("category", "model", "conditional", "n", "matching_prob", "ci", "matching_prob_norm")
-    _show(result.run_id, result.summary, columns, result.contrasts, output, as_json)
+    _show(store, result.run_id, result.summary, columns, result.contrasts, output, as_json)
 
 
 @evals_app.command("zero-one")
@@ -145,7 +146,7 @@ def zero_one_cmd(
                 seed=seed,
             )
     columns = ("template", "model", "n", "serving_item", "serving_control", "shift", "ci")
-    _show(result.run_id, result.summary, columns, result.contrasts, output, as_json)
+    _show(store, result.run_id, result.summary, columns, result.contrasts, output, as_json)
 
 
 def _warn(message: Warning | str, *args: Any, **kwargs: Any) -> None:
@@ -153,6 +154,7 @@ def _warn(message: Warning | str, *args: Any, **kwargs: Any) -> None:
 
 
 def _show(
+    store: Store,
     run_id: str | None,
     summary: list[dict[str, Any]],
     columns: Sequence[str],
@@ -170,7 +172,7 @@ def _show(
     out.print(_table(summary, columns))
     if contrasts:
         out.print(_table(contrasts, [k for k in contrasts[0] if k != "vary"], "paired contrasts"))
-    out.print(f"stored as run {run_id}" + (f"; wrote {output}" if output else ""))
+    stored(store, run_id, output)
 
 
 def _table(rows: list[dict[str, Any]], columns: Sequence[str], title: str = "") -> Table:

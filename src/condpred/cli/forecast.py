@@ -21,6 +21,7 @@ from condpred.cli.app import (
     err,
     load_model_with_bar,
     out,
+    stored,
 )
 from condpred.errors import InputError
 from condpred.experiments.runner import expect_kind
@@ -118,9 +119,8 @@ def forecast_cmd(
         out.print_json(json.dumps(record))
         return
     print_summary(summary)
-    out.print(f"{len(result.rows)} questions; stored as run {result.run_id}")
-    if output is not None:
-        out.print(f"wrote {output}")
+    out.print(f"{len(result.rows)} questions")
+    stored(store, result.run_id, output)
 
 
 def _cutoff(option: str | None, spec: str) -> dt.date | None:

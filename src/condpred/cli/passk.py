@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from condpred.cli.app import DbOpt, JsonOpt, app, load_model_with_bar, out
+from condpred.cli.app import DbOpt, JsonOpt, app, load_model_with_bar, out, stored
 from condpred.errors import InputError
 from condpred.experiments.passk import Verifier, resume_passk, run_passk, validate
 from condpred.experiments.passk.data import PROMPT_STYLES, load_problems
@@ -115,7 +115,7 @@ def passk_cmd(
         out.print_json(json.dumps(summary))
         return
     _print(summary)
-    out.print(f"stored as run {result.run_id}" + (f"; wrote {output}" if output else ""))
+    stored(store, result.run_id, output)
 
 
 def _ks(option: str | None) -> list[int] | None:

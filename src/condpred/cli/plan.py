@@ -20,6 +20,7 @@ from condpred.cli.app import (
     app,
     load_model_with_bar,
     out,
+    stored,
 )
 from condpred.errors import InputError
 from condpred.experiments.runner import expect_kind
@@ -74,6 +75,7 @@ def plan_cmd(
         )
         return
     print_plans(result)
+    stored(store, result.run_id)
 
 
 def _cell(dist: dict[str, Any]) -> str:
@@ -112,7 +114,6 @@ def print_plans(result: PlanRun) -> None:
         "alone). "
         + ("Ranked by expected utility." if ranked else "Not ranked: no utilities given.")
     )
-    out.print(f"stored as run {result.run_id}")
 
 
 def _rank_key(row: dict[str, Any]) -> float:

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from condpred.errors import InputError
 from condpred.model.base import PredictiveModel, Sample, Score
-from condpred.progress import progress_bar
+from condpred.progress import notice, progress_bar
 from condpred.registry import Registry
 from condpred.store import RunRecord, Store, refuse_if_live
 
@@ -180,6 +180,7 @@ def open_run(
     run_id = store.create_run(kind, model_spec, params, seed)
     for index, (conditional, rendered, source) in enumerate(conditionals):
         store.add_conditional(run_id, index, conditional.to_yaml(), rendered, source)
+    notice(f"run {run_id} ({kind}) started in {store.path}; if it stops: condpred resume {run_id}")
     return run_id
 
 
@@ -274,4 +275,5 @@ def resume(run_id: str, store: Store, load: ModelLoader | None = None) -> Any:
         )
     if run.status == "done":
         return None
+    notice(f"resuming run {run.id} ({run.kind}, {run.status}) in {store.path}")
     return EXPERIMENTS.get(run.kind).resume(run.id, store, load or load_model)

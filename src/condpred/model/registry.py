@@ -95,7 +95,7 @@ def load_model(
     check_model_spec(spec)  # a spec that cannot name a model fails before anything loads
     if embedded := embedded_model(spec):
         folder = converted_dir(embedded.gguf(), name=embedded.name)
-        return _load_hf(str(folder), spec=spec, device=device)
+        return _load_hf(str(folder), spec=embedded.name, device=device)  # "default" -> its name
     scheme, sep, target = spec.partition(":")
     if sep and scheme in BACKENDS:
         backend = BACKENDS.get(scheme)

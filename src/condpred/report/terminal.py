@@ -35,8 +35,7 @@ def prediction(console: Console, result: Prediction) -> None:
     tail = "…" + result.rendered[-TAIL:] if len(result.rendered) > TAIL else result.rendered
     for sample in result.samples:
         console.print(_sample_panel(sample, tail))
-    stored = f"stored as run {result.run_id}" if result.run_id else "not stored"
-    console.print(f"[bold]{len(result.samples)} samples[/] from {result.model_spec}; {stored}")
+    console.print(f"[bold]{len(result.samples)} samples[/] from {result.model_spec}")
 
 
 def _surprisal_line(score: Score) -> Text:
@@ -49,7 +48,7 @@ def _surprisal_line(score: Score) -> Text:
     return line
 
 
-def scores(console: Console, run_id: str | None, results: list[Score]) -> None:
+def scores(console: Console, results: list[Score]) -> None:
     table = Table("continuation", "log P", "bits/token", "greedy", box=None)
     for s in results:
         per_token = -s.logprob / max(len(s.tokens), 1) / 0.6931471805599453
@@ -62,8 +61,6 @@ def scores(console: Console, run_id: str | None, results: list[Score]) -> None:
     console.print(table)
     for s in results:
         console.print(Group(Text("per-token surprisal (bits):", style="bold"), _surprisal_line(s)))
-    if run_id:
-        console.print(f"stored as run {run_id}")
 
 
 def runs(console: Console, records: list[RunRecord]) -> None:
