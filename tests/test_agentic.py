@@ -272,10 +272,12 @@ def test_base_and_tuned_models_on_real_items(default_model, tmp_path):
             RISK / "lm_generated_evals", list(models), ["human", "ai"],
             categories=["survival-instinct"], limit=1, store=store, load=models.__getitem__,
         )  # fmt: skip
-    assert len(result.rows) == 2 * 2 and {r["model"] for r in result.rows} == set(models)
+    names = {model.spec for model in models.values()}  # rows name each model ("default": gemma)
+    assert len(result.rows) == 2 * 2 and {r["model"] for r in result.rows} == names
+    assert names == {"gemma-3-270m", "smollm2-135m-instruct"}
     assert all(sum(r["probs"]) == pytest.approx(1) for r in result.rows)
     by = {(r["model"], r["conditional"], r["line"]): r["matching_prob"] for r in result.rows}
-    for model in models:  # the framing reaches the model: the same item, another probability
+    for model in names:  # the framing reaches the model: the same item, another probability
         assert by[(model, "human", 1)] != pytest.approx(by[(model, "ai", 1)], abs=1e-4)
 
 

@@ -4,7 +4,7 @@ periodic plain lines otherwise, and one-line notices (a run's id and store when 
 Library code calls `progress_bar(total, description)` and `notice(text)`; both write to stderr, so
 stdout stays the command's result. Without a terminal (logs, CI, `nohup`) a bar becomes a plain
 line every `CONDPRED_PROGRESS_EVERY` seconds (default 30) and one when it ends, so a long run is
-never silent. `CONDPRED_PROGRESS=0` silences both, for notebooks and tests that ask for it.
+never silent. `CONDPRED_PROGRESS=0` silences the bars and lines (notebooks, tests), not notices.
 """
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ def progress_enabled() -> bool:
 
 def notice(text: str) -> None:
     """One line for the user on stderr (e.g. "run 2026…-ab12 started in runs.db")."""
-    if progress_enabled():
-        _console.print(escape(text), soft_wrap=True)  # an id must never wrap or be cut
+    _console.print(escape(text), soft_wrap=True)  # an id must never wrap or be cut
 
 
 _active: Progress | None = None  # one live display at a time: nested bars join it as tasks
@@ -102,7 +101,7 @@ def _plain_lines(total: int | None, description: str) -> Iterator[Callable[[int]
         done += k
         if time.monotonic() - last >= every:
             last = time.monotonic()
-            notice(line())
+            _console.print(line(), soft_wrap=True, markup=False)
 
     _plain_depth += 1
     try:
@@ -110,4 +109,4 @@ def _plain_lines(total: int | None, description: str) -> Iterator[Callable[[int]
     finally:
         _plain_depth -= 1
     if total and done and _plain_depth == 0:
-        notice(line())
+        _console.print(line(), soft_wrap=True, markup=False)

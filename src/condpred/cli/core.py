@@ -366,13 +366,19 @@ def runs_show(run_id: str, db: DbOpt = None, as_json: JsonOpt = False) -> None:
             store.samples(run.id),
             store.scores(run.id),
             store.item_rows(run.id),
+            store.check_results(run.id),
         )
 
 
 @runs_app.command("export")
 def runs_export(
     run_id: str,
-    format: Annotated[str, typer.Option("--format", help="jsonl or parquet")] = "jsonl",
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format", help="jsonl, parquet or csv [default: --out's suffix if one of them; jsonl]"
+        ),
+    ] = None,
     output: Annotated[Path | None, typer.Option("--out", help="File to write.")] = None,
     db: DbOpt = None,
 ) -> None:
@@ -380,6 +386,8 @@ def runs_export(
     check_output_path(output)
     with Store(db, create=False) as store:
         run_id = store.resolve_id(run_id)
+        suffix = output.suffix.lstrip(".").lower() if output else ""
+        format = format or (suffix if suffix in ("jsonl", "parquet", "csv") else "jsonl")
         path = output or Path(f"{run_id}.{format}")
         check_output_path(path)
         rows = store.export(run_id, path, format)

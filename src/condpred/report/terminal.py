@@ -81,6 +81,7 @@ def run(
     samples: list[Sample],
     results: list[Score],
     items: Sequence[dict[str, Any]] = (),
+    checked: Sequence[CheckResult] = (),
 ) -> None:
     facts = Table(box=None, show_header=False)
     for key in (
@@ -102,8 +103,10 @@ def run(
         console.print(Panel(Text(c.rendered), title=f"conditional {c.index} as the model saw it"))
     for sample in samples:
         console.print(_sample_panel(sample, ""))
+    if checked:
+        check_summary(console, list(checked))
     if results:
-        scores(console, None, results)
+        scores(console, results)
     if items:
         columns = list(dict.fromkeys(key for row in items for key in row))
         table = Table(*columns, title=f"items ({len(items)})", box=None)

@@ -705,16 +705,20 @@ class Store:
 
     def check_results(self, run_id: str, cond_index: int | None = None) -> list[CheckResult]:
         """Stored check results, in the order they were added."""
+        return [result for _, result in self._check_rows(self.resolve_id(run_id), cond_index)]
+
+    def _check_rows(
+        self, run_id: str, cond_index: int | None = None
+    ) -> list[tuple[int, CheckResult]]:
         from condpred.checks.base import CheckResult
 
-        run_id = self.resolve_id(run_id)
         rows = self._q(
             "SELECT * FROM check_results WHERE run_id = ? AND (? IS NULL OR cond_index = ?)"
             " ORDER BY rowid",
             (run_id, cond_index, cond_index),
         )
         return [
-            CheckResult(
+            (r["cond_index"], CheckResult(
                 check=r["check_name"],
                 value=r["value"],
                 threshold=r["threshold"],
@@ -723,9 +727,9 @@ class Store:
                 sample_index=r["sample_index"],
                 message=r["message"],
                 spec=r["spec"],
-            )
+            ))
             for r in rows
-        ]
+        ]  # fmt: skip
 
     def sample_indices(self, run_id: str, cond_index: int) -> set[int]:
         """Indices already stored for a conditional; a resume draws only the others."""
@@ -773,16 +777,18 @@ class Store:
         if self.has_items(run.id):
             return [{**meta, **row} for row in self.item_rows(run.id)]
         conds = {c.index: c for c in self.conditionals(run.id)}
+        checks = self._checks_by_sample(run.id)
         items = [
             (c, "sample", s.index, s.text, s.logprob, s.tokens, s.token_logprobs,
-             s.finish_reason, None)
+             s.finish_reason, None, *export.checks_columns(checks.get((c, s.index), [])))
             for c, s in self._sample_rows(run.id, None)
         ] + [
-            (c, "score", i, s.continuation, s.logprob, s.tokens, s.token_logprobs, None, s.greedy)
+            (c, "score", i, s.continuation, s.logprob, s.tokens, s.token_logprobs, None, s.greedy,
+             None, None)
             for c, i, s in self._score_rows(run.id, None)
         ]  # fmt: skip
         tail = ("record", "index", "text", "logprob", "tokens", "token_logprobs",
-                "finish_reason", "greedy")  # fmt: skip
+                "finish_reason", "greedy", "checks", "worst_verdict")  # fmt: skip
         return [
             {
                 **meta,
@@ -793,6 +799,18 @@ class Store:
             }
             for c, *rest in items
         ]
+
+    def _checks_by_sample(self, run_id: str) -> dict[tuple[int, int], list[CheckResult]]:
+        by: dict[tuple[int, int], list[CheckResult]] = {}
+        for cond, index in self._q(
+            "SELECT cond_index, sample_index FROM samples WHERE run_id = ?", (run_id,)
+        ):
+            by[(cond, index)] = []
+        for cond, result in self._check_rows(run_id):
+            for (c, index), listed in by.items():
+                if c == cond and result.sample_index in (None, index):
+                    listed.append(result)
+        return by
 
     def export(
         self,

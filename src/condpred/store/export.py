@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,8 @@ from condpred.errors import InputError
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from condpred.checks.base import CheckResult
 
 # Column -> type. `record` says whether a row is a "sample" or a "score"; for a score, `text` is the
 # continuation. `params` is the run's parameters as a JSON string.
@@ -42,9 +44,32 @@ COLUMNS: dict[str, str] = {
     "token_logprobs": "floats",
     "finish_reason": "string",
     "greedy": "bool",
+    "checks": "string",
+    "worst_verdict": "string",
 }
 
 _NEEDS_EXTRA = "install the optional dependencies with: pip install 'condpred[parquet]'"
+
+
+def checks_columns(results: Sequence[CheckResult]) -> tuple[str | None, str | None]:
+    """A sample's check results as two columns: JSON text (each result's check, value, threshold,
+    verdict and scope, "sample" or "conditional") and the worst verdict; None without checks."""
+    from condpred.checks.base import VERDICT_ORDER  # condpred.checks imports the store
+
+    if not results:
+        return None, None
+    listed = [
+        {
+            "check": r.check,
+            "value": r.value,
+            "threshold": r.threshold,
+            "verdict": r.verdict,
+            "scope": "conditional" if r.sample_index is None else "sample",
+        }
+        for r in results
+    ]
+    worst = max((r.verdict for r in results), key=VERDICT_ORDER.__getitem__)
+    return json.dumps(listed), worst
 
 
 def write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> int:
