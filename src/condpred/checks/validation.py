@@ -26,7 +26,7 @@ from condpred.condition import Author, Conditional, render
 from condpred.errors import InputError
 from condpred.model.base import PredictiveModel
 from condpred.progress import progress_bar
-from condpred.stats import auroc, bootstrap_ci
+from condpred.stats import auroc, bootstrap_ci, format_ci
 
 FORMAT_FIX = (
     'Each file must hold one JSON object {"original": [texts], "sampled": [texts]}: '
@@ -182,12 +182,15 @@ def fast_detect_criterion(model: PredictiveModel, text: str) -> float:
     return float((observed.sum() - expected.sum()) / variance.sum().clamp_min(1e-12).sqrt())
 
 
-def _auroc_with_ci(human: np.ndarray, machine: np.ndarray, seed: int) -> tuple[float, list[float]]:
-    """AUROC of machine (positive) over human (negative), and its paired-bootstrap 95% interval."""
+def _auroc_with_ci(
+    human: np.ndarray, machine: np.ndarray, seed: int
+) -> tuple[float, list[float] | None]:
+    """AUROC of machine (positive) over human (negative), and its paired-bootstrap 95% interval
+    (None for fewer than `MIN_CI_N` pairs)."""
     if np.isnan(human).any() or np.isnan(machine).any():
-        return float("nan"), [float("nan"), float("nan")]
-    low, high = bootstrap_ci(lambda h, m: auroc(m, h), human, machine, n=1000, seed=seed)
-    return auroc(machine, human), [low, high]
+        return float("nan"), None
+    ci = bootstrap_ci(lambda h, m: auroc(m, h), human, machine, n=1000, seed=seed)
+    return auroc(machine, human), list(ci) if ci else None
 
 
 def summarise_scores(name: str, scores: dict[str, list[float]], seed: int = 0) -> dict[str, Any]:
@@ -281,10 +284,10 @@ def format_validation(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _auc(value: float, ci: Sequence[float]) -> str:
+def _auc(value: float, ci: Sequence[float] | None) -> str:
     if np.isnan(value):
         return "n/a"
-    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+    return f"{value:.3f} {format_ci(ci)}"
 
 
 # Authors the self-sampled validation conditions on: none of them is among the authors that

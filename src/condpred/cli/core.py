@@ -139,6 +139,12 @@ def _print_checked(prediction, results, keep_passing: bool, as_json: bool) -> No
         show.check_summary(out, results)
     if keep_passing:
         show.dropped(out, dropped)
+        if dropped and not prediction.samples:
+            out.print(
+                "[yellow]every sample was dropped.[/] The findings above say which checks and "
+                "values; a check's thresholds are its arguments (condpred checks list), e.g. "
+                "--checks ai_author:warn_above=0.7, or drop --gate to see every sample."
+            )
 
 
 @app.command("check")

@@ -26,6 +26,7 @@ from condpred.cli.app import (
 )
 from condpred.errors import InputError
 from condpred.evals import agentic, zero_one
+from condpred.stats import format_ci
 from condpred.store import Store
 from condpred.validate import check_model_spec, check_output_path, writing
 
@@ -170,6 +171,10 @@ def _show(
         out.print_json(json.dumps({"run_id": run_id, "rows": summary, "contrasts": contrasts}))
         return
     out.print(_table(summary, columns))
+    for row in summary:
+        if row.get("note"):
+            label = " · ".join(str(row[c]) for c in columns[:3])
+            err.print(f"[yellow]note:[/] {escape(label)}: {escape(row['note'])}")
     if contrasts:
         out.print(_table(contrasts, [k for k in contrasts[0] if k != "vary"], "paired contrasts"))
     stored(store, run_id, output)
@@ -178,7 +183,12 @@ def _show(
 def _table(rows: list[dict[str, Any]], columns: Sequence[str], title: str = "") -> Table:
     table = Table(*columns, title=title or None, box=None)
     for row in rows:
-        table.add_row(*(escape(_cell(row[c])) for c in columns))
+        table.add_row(
+            *(
+                escape(format_ci(row[c], row.get("n")) if c == "ci" else _cell(row[c]))
+                for c in columns
+            )
+        )
     return table
 
 

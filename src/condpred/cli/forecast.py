@@ -33,6 +33,7 @@ from condpred.forecasting import (
     summarise,
 )
 from condpred.model.registry import embedded_model
+from condpred.stats import with_ci
 from condpred.store import Store
 from condpred.validate import check_model_spec, check_output_path, writing
 
@@ -151,21 +152,14 @@ def forecast_record(result: ForecastRun, spec: str, summary: dict[str, Any]) -> 
     }
 
 
-def _ci(metric: dict[str, Any] | None) -> str:
-    if not metric or metric["value"] is None:
-        return "-"
-    ci = metric["ci95"]
-    return f"{metric['value']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-
-
 ROWS = (
-    ("Brier (lower is better)", lambda m: _ci(m["brier"])),
-    ("log score (higher is better)", lambda m: _ci(m["log_score"])),
-    ("Brier skill vs base rate", lambda m: _ci(m["brier_skill_base_rate"])),
-    ("Brier skill vs crowd", lambda m: _ci(m.get("brier_skill_crowd"))),
+    ("Brier (lower is better)", lambda m: with_ci(m["brier"])),
+    ("log score (higher is better)", lambda m: with_ci(m["log_score"])),
+    ("Brier skill vs base rate", lambda m: with_ci(m["brier_skill_base_rate"])),
+    ("Brier skill vs crowd", lambda m: with_ci(m.get("brier_skill_crowd"))),
     ("ECE", lambda m: f"{m['ece']:.3f}"),
-    ("crowd Brier", lambda m: _ci(m.get("crowd", {}).get("brier"))),
-    ("crowd log score", lambda m: _ci(m.get("crowd", {}).get("log_score"))),
+    ("crowd Brier", lambda m: with_ci(m.get("crowd", {}).get("brier"))),
+    ("crowd log score", lambda m: with_ci(m.get("crowd", {}).get("log_score"))),
     ("base rate (its Brier)", lambda m: f"{m['base_rate']:.3f} ({m['base_rate_brier']:.3f})"),
 )
 

@@ -15,6 +15,8 @@ from condpred.cli.app import DbOpt, JsonOpt, app, load_model_with_bar, out, stor
 from condpred.errors import InputError
 from condpred.experiments.passk import Verifier, resume_passk, run_passk, validate
 from condpred.experiments.passk.data import PROMPT_STYLES, load_problems
+from condpred.experiments.passk.estimate import crossover_ci
+from condpred.stats import format_ci
 from condpred.store import Store
 
 
@@ -140,7 +142,7 @@ def _print(summary: dict[str, Any]) -> None:
             c["prompt_style"],
             str(c["k"]),
             f"{c['pass_at_k']:.3f}",
-            _ci(c["ci"]),
+            format_ci(c["ci"]),
         )
     out.print(curves)
     arms = Table(
@@ -163,17 +165,11 @@ def _print(summary: dict[str, Any]) -> None:
         )
         diff = Table("k", "difference", "95% CI", title=escape(title), box=None)
         for d in c["diff"]:
-            diff.add_row(str(d["k"]), f"{d['diff']:+.3f}", _ci(d["ci"]))
+            diff.add_row(str(d["k"]), f"{d['diff']:+.3f}", format_ci(d["ci"]))
         out.print(diff)
         x = c["crossover"]
-        lo, hi = x["ci"]
-        upper = hi if hi is not None else f"> {x['n']}"
         out.print(
-            f"  {x['status']}; 95% CI [{lo if lo is not None else '-'}, {upper}]; "
+            f"  {x['status']}; 95% CI {crossover_ci(x)}; "
             f"{x['share_of_resamples_crossing']:.0%} of resamples cross; "
             f"coverage {c['coverage']}"
         )
-
-
-def _ci(ci: list[float]) -> str:
-    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"

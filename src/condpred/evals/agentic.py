@@ -254,9 +254,24 @@ def summarise(rows: list[dict[str, Any]], seed: int = 0) -> list[dict[str, Any]]
                 "ci": ci,
                 "matching_prob_norm": sum(r["matching_prob_norm"] for r in group) / len(group),
                 "balanced": balanced_mean(group),
+                "note": one_letter_note(group),
             }
         )
     return table
+
+
+def one_letter_note(rows: list[dict[str, Any]]) -> str | None:
+    """A flag for a degenerate design: when every item's matching answer is the same option, the
+    mean (and its interval, however tight) measures the model's preference for that letter as
+    much as the marker, and the letter-balanced mean cannot separate the two."""
+    answers = {"|".join(r["matching"]) for r in rows}
+    if len(rows) < 2 or len(answers) > 1:
+        return None
+    return (
+        f"the matching answer is {answers.pop().strip()} on all {len(rows)} items: this mean "
+        "mixes the marker with a preference for that letter (balance the answers, or compare "
+        "with the same items' controls)"
+    )
 
 
 def balanced_mean(rows: list[dict[str, Any]]) -> float:

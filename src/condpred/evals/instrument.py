@@ -115,14 +115,17 @@ def score_models(
     return rows
 
 
-def mean_ci(values: Sequence[float], seed: int) -> tuple[float, list[float]]:
-    """The mean and its 95% percentile-bootstrap interval (seeded: the same rows, the same CI)."""
+def mean_ci(values: Sequence[float], seed: int) -> tuple[float, list[float] | None]:
+    """The mean and its 95% percentile-bootstrap interval (seeded: the same rows, the same CI);
+    None for fewer than `MIN_CI_N` rows."""
     array = np.asarray(values, dtype=float)
-    low, high = bootstrap_ci(np.mean, array, seed=seed)
-    return float(array.mean()), [low, high]
+    ci = bootstrap_ci(np.mean, array, seed=seed)
+    return float(array.mean()), list(ci) if ci else None
 
 
-def paired_diff_ci(a: Sequence[float], b: Sequence[float], seed: int) -> tuple[float, list[float]]:
+def paired_diff_ci(
+    a: Sequence[float], b: Sequence[float], seed: int
+) -> tuple[float, list[float] | None]:
     """Mean of a - b over paired rows (the same items), with its paired bootstrap 95% interval."""
     return mean_ci(np.asarray(a, dtype=float) - np.asarray(b, dtype=float), seed)
 

@@ -76,11 +76,12 @@ def metrics(rows: Sequence[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
 
 
 def estimate(statistic: Callable[..., float], seed: int, *data: np.ndarray) -> dict[str, Any]:
-    """The statistic and its paired bootstrap 95% interval (None for fewer than two rows, or where
-    some resample leaves it undefined, e.g. a skill score on resamples of one outcome only)."""
+    """The statistic and its paired bootstrap 95% interval (None for fewer than `MIN_CI_N` rows,
+    or where every resample leaves it undefined, e.g. a skill score with one outcome only)."""
     value = statistic(*data)
-    ci = None
-    if len(data[0]) >= 2:
-        low, high = bootstrap_ci(statistic, *data, n=BOOTSTRAP, seed=seed)
-        ci = None if math.isnan(low) or math.isnan(high) else [low, high]
-    return {"value": None if math.isnan(value) else value, "ci95": ci}
+    ci = bootstrap_ci(statistic, *data, n=BOOTSTRAP, seed=seed)
+    return {
+        "value": None if math.isnan(value) else value,
+        "ci95": list(ci) if ci else None,
+        "n": len(data[0]),
+    }

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from condpred.stats import MIN_CI_N, SMALL_N
+
 LEVEL = 0.95
 
 
@@ -59,7 +61,10 @@ class Curve:
     low: np.ndarray
     high: np.ndarray
 
-    def at(self, k: int) -> tuple[float, list[float]]:
+    def at(self, k: int) -> tuple[float, list[float] | None]:
+        """pass@k and its interval (None for fewer than `MIN_CI_N` problems)."""
+        if self.problems < MIN_CI_N:
+            return float(self.mean[k - 1]), None
         return float(self.mean[k - 1]), [float(self.low[k - 1]), float(self.high[k - 1])]
 
 
@@ -99,6 +104,15 @@ class Comparison:
     crossover_share: float  # share of resamples that cross at some k <= n
     sign_at_1: int  # +1 tuned ahead at k = 1, -1 base ahead, 0 level
 
+    def diff_at(self, k: int) -> dict:
+        """The paired difference at k and its interval (None for fewer than `MIN_CI_N`)."""
+        ci = [float(self.low[k - 1]), float(self.high[k - 1])]
+        return {
+            "k": k,
+            "diff": float(self.diff[k - 1]),
+            "ci": ci if self.problems >= MIN_CI_N else None,
+        }
+
     def to_json(self) -> dict:
         lo, hi = self.crossover_ci
         if self.sign_at_1 == 0:
@@ -109,13 +123,23 @@ class Comparison:
             status = f"crossover at k = {self.crossover}"
         return {
             "k": self.crossover,
-            "ci": [lo, hi],
+            "ci": [lo, hi] if self.problems >= MIN_CI_N else None,
             "status": status,
             "leader_at_k1": {1: "tuned", -1: "base", 0: "level"}[self.sign_at_1],
             "share_of_resamples_crossing": self.crossover_share,
             "n": self.n,
             "problems": self.problems,
         }
+
+
+def crossover_ci(crossover: dict) -> str:
+    """The crossover's interval as text, from `Comparison.to_json()`: None at the upper end is
+    beyond n; no interval at all below `MIN_CI_N` problems."""
+    if crossover["ci"] is None:
+        return SMALL_N
+    lo, hi = crossover["ci"]
+    upper = hi if hi is not None else f"beyond n = {crossover['n']}"
+    return f"[{lo if lo is not None else '-'}, {upper}]"
 
 
 def first_crossing(diff: np.ndarray) -> np.ndarray:

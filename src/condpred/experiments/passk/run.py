@@ -332,14 +332,7 @@ def summarise(rows: Sequence[PassKRow], params: dict[str, Any], seed: int = 0) -
                     "base": {"model": base["model"], "prompt_style": base["style"]},
                     "tuned": {"model": tuned["model"], "prompt_style": tuned["style"]},
                     "crossover": cmp.to_json(),
-                    "diff": [
-                        {
-                            "k": k,
-                            "diff": float(cmp.diff[k - 1]),
-                            "ci": [float(cmp.low[k - 1]), float(cmp.high[k - 1])],
-                        }
-                        for k in ks
-                    ],
+                    "diff": [cmp.diff_at(k) for k in ks],
                 }
             )
     primary = next(

@@ -67,6 +67,17 @@ def pre(text: str) -> Markup:
     return Markup(f"<pre>{escape(text)}</pre>")
 
 
+def error_bars(centres: Sequence[float], cis: Sequence[Sequence[float] | None]) -> dict[str, Any]:
+    """Plotly's asymmetric error bars for points with 95% intervals; none where a point has no
+    interval (too few units: see `condpred.stats.MIN_CI_N`)."""
+    return {
+        "type": "data",
+        "symmetric": False,
+        "array": [ci[1] - c if ci else 0 for c, ci in zip(centres, cis, strict=True)],
+        "arrayminus": [c - ci[0] if ci else 0 for c, ci in zip(centres, cis, strict=True)],
+    }
+
+
 def layout(figure: go.Figure, title: str, x: str, y: str) -> go.Figure:
     """The house style every report figure shares."""
     figure.update_layout(

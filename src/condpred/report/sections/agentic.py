@@ -7,7 +7,15 @@ import plotly.graph_objects as go
 
 from condpred.evals.agentic import AgenticRow, contrasts, summarise
 from condpred.experiments.runner import read_rows
-from condpred.report.sections import SECTIONS, Block, conditional_blocks, layout, table
+from condpred.report.sections import (
+    SECTIONS,
+    Block,
+    conditional_blocks,
+    error_bars,
+    layout,
+    table,
+)
+from condpred.stats import format_ci
 from condpred.store import RunRecord, Store
 
 
@@ -44,12 +52,17 @@ def build(store: Store, run: RunRecord) -> list[Block]:
                         r["conditional"],
                         r["n"],
                         r["matching_prob"],
-                        interval(r["ci"]),
+                        format_ci(r["ci"], r["n"]),
                         r["matching_prob_norm"],
                         r["balanced"],
                     )
                     for r in summary
                 ],
+            ),
+            note=" ".join(
+                f"Note: {r['category']} · {r['model']} · {r['conditional']}: {r['note']}."
+                for r in summary
+                if r.get("note")
             ),
         ),
         Block(
@@ -63,7 +76,7 @@ def build(store: Store, run: RunRecord) -> list[Block]:
                         c["contrast"],
                         c["n"],
                         c["diff"],
-                        interval(c["ci"]),
+                        format_ci(c["ci"], c["n"]),
                     )
                     for c in contrasts(rows, run.seed or 0)
                 ],
@@ -85,12 +98,7 @@ def marker_figure(summary: list[dict]) -> go.Figure:
             go.Scatter(
                 x=[r["matching_prob"] for r in rows],
                 y=[r["category"] for r in rows],
-                error_x={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": [r["ci"][1] - r["matching_prob"] for r in rows],
-                    "arrayminus": [r["matching_prob"] - r["ci"][0] for r in rows],
-                },
+                error_x=error_bars([r["matching_prob"] for r in rows], [r["ci"] for r in rows]),
                 mode="markers",
                 orientation="h",  # with scattermode "group": one row per trace in a category
                 name=" · ".join(key),
@@ -102,8 +110,3 @@ def marker_figure(summary: list[dict]) -> go.Figure:
         scattermode="group", height=max(380, 24 * len(summary) + 120), yaxis_autorange="reversed"
     )
     return figure
-
-
-def interval(ci: list[float]) -> str:
-    """A 95% interval as table text."""
-    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"

@@ -12,6 +12,7 @@ from condpred import scoring
 from condpred.forecasting import stored_forecast, summarise
 from condpred.forecasting.run import ForecastRow
 from condpred.report.sections import SECTIONS, Block, layout, table
+from condpred.stats import with_ci
 from condpred.store import RunRecord, Store
 
 METRICS = (
@@ -41,13 +42,6 @@ def build(store: Store, run: RunRecord) -> list[Block]:
     return blocks
 
 
-def _with_ci(metric: dict[str, Any] | None) -> str:
-    if not metric or metric.get("value") is None:
-        return "-"
-    ci = metric["ci95"]
-    return f"{metric['value']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-
-
 def scores_block(summary: dict[str, Any], cutoff: str | None) -> Block:
     groups = {"all": summary, **summary.get("groups", {})}
     rows = []
@@ -55,8 +49,8 @@ def scores_block(summary: dict[str, Any], cutoff: str | None) -> Block:
         if not m.get("n"):
             continue
         crowd = m.get("crowd", {})
-        values = [_with_ci(m.get(key)) for _, key in METRICS]
-        rows.append((name, m["n"], m["base_rate"], *values, m["ece"], _with_ci(crowd.get("brier"))))
+        values = [with_ci(m.get(key)) for _, key in METRICS]
+        rows.append((name, m["n"], m["base_rate"], *values, m["ece"], with_ci(crowd.get("brier"))))
     header = ("questions", "n", "base rate", *(label for label, _ in METRICS), "ECE", "crowd Brier")
     note = (
         "Brier: lower is better (0.25 for always 0.5). Log score: mean ln P(what happened), higher "

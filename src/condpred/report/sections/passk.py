@@ -10,6 +10,7 @@ from condpred.experiments.passk import estimate
 from condpred.experiments.passk.run import PassKRow, summarise
 from condpred.experiments.runner import read_rows
 from condpred.report.sections import SECTIONS, Block, layout, pre, table
+from condpred.stats import MIN_CI_N, format_ci
 from condpred.store import RunRecord, Store
 
 COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
@@ -38,16 +39,14 @@ def build(store: Store, run: RunRecord) -> list[Block]:
             f"{c['base']['model']} ({c['base']['prompt_style']})"
         )
         x = c["crossover"]
-        lo, hi = x["ci"]
         blocks.append(
             Block(
                 f"Tuned - base: {name}",
                 table(
                     ("k", "difference", "95% CI"),
-                    [(d["k"], d["diff"], _ci(d["ci"])) for d in c["diff"]],
+                    [(d["k"], d["diff"], format_ci(d["ci"])) for d in c["diff"]],
                 ),
-                note=f"{x['status']} (95% CI [{lo if lo is not None else '-'}, "
-                f"{hi if hi is not None else f'beyond n = {n}'}]; "
+                note=f"{x['status']} (95% CI {estimate.crossover_ci(x)}; "
                 f"{x['share_of_resamples_crossing']:.0%} of resamples cross; leader at k = 1: "
                 f"{x['leader_at_k1']}; {x['problems']} paired problems).",
             )
@@ -102,18 +101,19 @@ def curve_figure(rows: list[PassKRow], params: dict, seed: int) -> go.Figure:
             continue
         c = estimate.curve(n, correct, seed=seed)
         name = f"{arm['model']} ({arm['style']})"
-        figure.add_trace(
-            go.Scatter(
-                x=ks + ks[::-1],
-                y=list(c.high) + list(c.low)[::-1],
-                fill="toself",
-                fillcolor=_rgba(COLOURS[a % len(COLOURS)], 0.2),
-                line={"width": 0},
-                hoverinfo="skip",
-                showlegend=False,
-                legendgroup=name,
+        if c.problems >= MIN_CI_N:  # a band only where there are enough problems for one
+            figure.add_trace(
+                go.Scatter(
+                    x=ks + ks[::-1],
+                    y=list(c.high) + list(c.low)[::-1],
+                    fill="toself",
+                    fillcolor=_rgba(COLOURS[a % len(COLOURS)], 0.2),
+                    line={"width": 0},
+                    hoverinfo="skip",
+                    showlegend=False,
+                    legendgroup=name,
+                )
             )
-        )
         figure.add_trace(
             go.Scatter(
                 x=ks,
@@ -133,7 +133,3 @@ def curve_figure(rows: list[PassKRow], params: dict, seed: int) -> go.Figure:
 def _rgba(hex_colour: str, alpha: float) -> str:
     r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
     return f"rgba({r}, {g}, {b}, {alpha})"
-
-
-def _ci(ci: list[float]) -> str:
-    return f"[{ci[0]:.3f}, {ci[1]:.3f}]"

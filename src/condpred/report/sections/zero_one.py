@@ -7,8 +7,15 @@ import plotly.graph_objects as go
 
 from condpred.evals.zero_one import ZeroOneRow, contrasts, summarise
 from condpred.experiments.runner import read_rows
-from condpred.report.sections import SECTIONS, Block, conditional_blocks, layout, table
-from condpred.report.sections.agentic import interval
+from condpred.report.sections import (
+    SECTIONS,
+    Block,
+    conditional_blocks,
+    error_bars,
+    layout,
+    table,
+)
+from condpred.stats import format_ci
 from condpred.store import RunRecord, Store
 
 
@@ -45,7 +52,7 @@ def build(store: Store, run: RunRecord) -> list[Block]:
                         r["serving_item"],
                         r["serving_control"],
                         r["shift"],
-                        interval(r["ci"]),
+                        format_ci(r["ci"], r["n"]),
                     )
                     for r in summary
                 ],
@@ -56,7 +63,7 @@ def build(store: Store, run: RunRecord) -> list[Block]:
             table(
                 ("template", "contrast", "pairs", "difference of shifts", "95% CI"),
                 [
-                    (c["template"], c["contrast"], c["n"], c["did"], interval(c["ci"]))
+                    (c["template"], c["contrast"], c["n"], c["did"], format_ci(c["ci"], c["n"]))
                     for c in contrasts(rows, run.seed or 0)
                 ],
             ),
@@ -73,12 +80,7 @@ def shift_figure(summary: list[dict]) -> go.Figure:
             go.Scatter(
                 x=[r["shift"] for r in rows],
                 y=[r["template"] for r in rows],
-                error_x={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": [r["ci"][1] - r["shift"] for r in rows],
-                    "arrayminus": [r["shift"] - r["ci"][0] for r in rows],
-                },
+                error_x=error_bars([r["shift"] for r in rows], [r["ci"] for r in rows]),
                 mode="markers",
                 orientation="h",
                 name=model,
