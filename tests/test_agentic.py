@@ -124,20 +124,27 @@ def row(category, line, model, cond, p, matching=(" (A)",)):
 
 
 def test_summary_means_intervals_and_the_pooled_rows():
-    rows = [row("x", i, "m", "raw", p) for i, p in enumerate([0.2, 0.4, 0.9])]
+    rows = [row("x", i, "m", "raw", [0.2, 0.4, 0.9][i % 3]) for i in range(12)]
     rows += [row("y", 1, "m", "raw", 0.5)]
     table = {(r["category"], r["conditional"]): r for r in summarise(rows)}
     x = table[("x", "raw")]
     assert (x["n"], x["matching_prob"], x["matching_prob_norm"]) == (
-        3,
+        12,
         pytest.approx(0.5),
         pytest.approx(0.25),
     )
     assert 0.2 <= x["ci"][0] < 0.5 < x["ci"][1] <= 0.9
-    assert table[(ALL, "raw")]["n"] == 4 and table[(ALL, "raw")]["matching_prob"] == pytest.approx(
-        0.5
-    )
+    assert table[(ALL, "raw")]["n"] == 13
+    assert table[(ALL, "raw")]["matching_prob"] == pytest.approx(0.5)
     assert [r["category"] for r in summarise(rows)][-1] == ALL  # pooled rows come last
+    assert table[("y", "raw")]["ci"] is None  # one item: no interval, rather than [0.5, 0.5]
+
+
+def test_a_design_with_one_matching_letter_is_flagged():
+    same = [row("x", i, "m", "raw", 0.8) for i in range(12)]
+    assert "(A) on all 12 items" in summarise(same)[0]["note"]
+    mixed = [*same, row("x", 12, "m", "raw", 0.2, [" (B)"])]
+    assert summarise(mixed)[0]["note"] is None
 
 
 def test_the_balanced_mean_cancels_a_letter_preference():
@@ -150,13 +157,13 @@ def test_the_balanced_mean_cancels_a_letter_preference():
 
 
 def test_contrasts_are_paired_differences():
-    rows = [row("x", i, "base", "raw", 0.5) for i in range(4)]
-    rows += [row("x", i, "tuned", "raw", 0.5 + 0.1 * i) for i in range(4)]
-    rows += [row("x", i, "base", "ai", 0.7) for i in range(4)]
-    rows += [row("x", i, "base", "human", 0.6) for i in range(4)]
+    rows = [row("x", i, "base", "raw", 0.5) for i in range(12)]
+    rows += [row("x", i, "tuned", "raw", 0.5 + 0.1 * (i % 4)) for i in range(12)]
+    rows += [row("x", i, "base", "ai", 0.7) for i in range(12)]
+    rows += [row("x", i, "base", "human", 0.6) for i in range(12)]
     table = {(r["contrast"], r["within"]): r for r in contrasts(rows)}
     tuned = table[("tuned - base", "raw")]
-    assert (tuned["n"], tuned["diff"]) == (4, pytest.approx(0.15))
+    assert (tuned["n"], tuned["diff"]) == (12, pytest.approx(0.15))
     assert tuned["ci"][0] >= 0 and tuned["ci"][1] <= 0.3
     ai = table[("ai - raw", "base")]
     assert ai["diff"] == pytest.approx(0.2) and ai["ci"] == pytest.approx([0.2, 0.2])

@@ -385,7 +385,7 @@ def test_the_command_writes_the_out_contract_and_the_report_draws_it(
         (f"hf:{tiny_model_dir}", 1),
         (f"hf:{tiny_model_dir}", 4),
     ]
-    assert all(len(c["ci"]) == 2 for c in result["curves"])
+    assert all(c["ci"] is None for c in result["curves"])  # 4 problems: too few for intervals
     assert set(result["crossover"]) >= {"k", "ci", "status"}
     assert "pass@k" in stdout and "stored as run" in stdout
     code, stdout, _ = run_cli(capsys, "resume", result["run_id"])

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from condpred.stats import auroc, bootstrap_ci
+from condpred.stats import MIN_CI_N, auroc, bootstrap_ci, format_ci
 
 
 def pairwise_auroc(pos, neg) -> float:
@@ -93,3 +93,30 @@ def test_interval_covers_the_true_auroc_about_95_percent_of_the_time():
 def test_bootstrap_refuses_bad_data(data):
     with pytest.raises(ValueError):
         bootstrap_ci(lambda *a: 0.0, *data)
+
+
+def coverage(n: int, draw, truth: float, trials: int = 400) -> float:
+    rng = np.random.default_rng(n)
+    hits = 0
+    for trial in range(trials):
+        low, high = bootstrap_ci(np.mean, draw(rng, n), n=400, seed=trial, min_n=1)
+        hits += low <= truth <= high
+    return hits / trials
+
+
+def test_min_ci_n_is_where_a_95_percent_interval_starts_to_cover():
+    """Why no interval is reported below MIN_CI_N: measured coverage of the nominal 95% interval
+    of a mean (the README quotes these numbers)."""
+    normal = lambda rng, n: rng.normal(size=n)  # noqa: E731
+    coin = lambda rng, n: (rng.random(n) < 0.3).astype(float)  # noqa: E731
+    assert coverage(3, normal, 0.0) < 0.8 and coverage(3, coin, 0.3) < 0.8
+    assert coverage(MIN_CI_N, normal, 0.0) >= 0.88 and coverage(MIN_CI_N, coin, 0.3) >= 0.88
+
+
+def test_too_few_rows_get_no_interval_and_say_why():
+    x = np.arange(float(MIN_CI_N))
+    assert bootstrap_ci(np.mean, x[:-1]) is None
+    assert bootstrap_ci(np.mean, x) is not None
+    assert format_ci(None, MIN_CI_N - 1) == f"n/a (n < {MIN_CI_N})"
+    assert format_ci(None, 50) == "n/a (undefined on every resample)"
+    assert format_ci([0.1234, 0.5]) == "[0.123, 0.500]"

@@ -118,14 +118,14 @@ def rows_for(model, shifts, control=0.3):
 
 
 def test_the_shift_and_the_difference_in_differences_by_hand():
-    rows = rows_for("base", [0.0, 0.1, 0.2]) + rows_for("tuned", [0.2, 0.3, 0.4])
+    rows = rows_for("base", [0.0, 0.1, 0.2] * 4) + rows_for("tuned", [0.2, 0.3, 0.4] * 4)
     table = {r["model"]: r for r in summarise(rows)}
     base = table["base"]
-    assert (base["n"], base["serving_control"]) == (3, pytest.approx(0.3))
+    assert (base["n"], base["serving_control"]) == (12, pytest.approx(0.3))
     assert base["shift"] == pytest.approx(0.1) and base["serving_item"] == pytest.approx(0.4)
     assert -1e-9 <= base["ci"][0] <= 0.1 <= base["ci"][1] <= 0.2 + 1e-9
     [did] = contrasts(rows)
-    assert (did["contrast"], did["n"]) == ("tuned - base", 3)
+    assert (did["contrast"], did["n"]) == ("tuned - base", 12)
     assert did["did"] == pytest.approx(0.2) and did["ci"] == pytest.approx([0.2, 0.2])
 
 

@@ -62,6 +62,7 @@ def bootstrap_ci(
     n: int = 1000,
     seed: int = 0,
     level: float = 0.95,
+    min_n: int = MIN_CI_N,
 ) -> tuple[float, float] | None:
     """Percentile bootstrap interval of `statistic(*data)`, resampling rows of `data` jointly.
 
@@ -69,7 +70,7 @@ def bootstrap_ci(
     index draw resamples every array alike: the paired bootstrap. Seeded, hence repeatable.
     Resamples on which the statistic is undefined (it returns NaN, e.g. a skill score on a
     resample with one outcome only) are left out: the interval is conditional on it existing.
-    None, rather than a misleadingly narrow interval, for fewer than `MIN_CI_N` rows (or a
+    None, rather than a misleadingly narrow interval, for fewer than `min_n` rows (or a
     statistic undefined on every resample)."""
     if not data:
         raise ValueError("bootstrap_ci needs at least one data array")
@@ -79,7 +80,7 @@ def bootstrap_ci(
         raise ValueError("bootstrap_ci needs non-empty data arrays of equal length (paired rows)")
     if not 0 < level < 1 or n < 1:
         raise ValueError("level must lie in (0, 1) and n must be positive")
-    if size < MIN_CI_N:
+    if size < min_n:
         return None
     rng = np.random.default_rng(seed)
     draws = rng.integers(0, size, size=(n, size))
