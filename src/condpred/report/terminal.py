@@ -64,12 +64,24 @@ def scores(console: Console, results: list[Score]) -> None:
 
 
 def runs(console: Console, records: list[RunRecord]) -> None:
-    table = Table("id", "kind", "model", "status", "samples", "scores", "created", box=None)
+    """The runs table; ids are never cut or wrapped, whatever the width: other commands need
+    them whole (the other columns are shortened instead)."""
+    table = Table(box=None)
+    width = max((len(r.id) for r in records), default=2)
+    table.add_column("id", no_wrap=True, min_width=width)
+    for column in ("kind", "model", "status", "samples", "scores", "created (UTC)"):
+        table.add_column(column, no_wrap=True, overflow="ellipsis")
     colors = {"done": "green", "running": "yellow", "interrupted": "yellow", "failed": "red"}
     for r in records:
         status = f"[{colors.get(r.status, 'white')}]{r.status}[/]"
         table.add_row(
-            r.id, r.kind, r.model_spec, status, str(r.n_samples), str(r.n_scores), r.created_at[:19]
+            r.id,
+            r.kind,
+            r.model_spec,
+            status,
+            str(r.n_samples),
+            str(r.n_scores),
+            r.created_at[:16].replace("T", " "),
         )
     console.print(table if records else "no runs yet")
 
