@@ -84,7 +84,15 @@ ChecksOpt = Annotated[
 
 # Options every command that loads a model shares; typer refuses values outside these ranges
 # with exit code 2 before the command runs.
-SEED_RANGE = {"min": SEED_MIN, "max": SEED_MAX}
+def _seed_in_range(value: int | None) -> int | None:
+    """A seed SQLite can store (a signed 64-bit integer); checked by a callback rather than
+    min/max, whose 19-digit bounds typer would print in every command's help."""
+    if value is not None and not SEED_MIN <= value <= SEED_MAX:
+        raise typer.BadParameter("give a whole number that fits in 64 bits (signed)")
+    return value
+
+
+SEED_RANGE = {"callback": _seed_in_range}
 _settings: dict[str, float | None] = {"timeout": None}
 
 
