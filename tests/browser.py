@@ -14,7 +14,10 @@ from any other host, Google's CDNs included (fonts.googleapis.com, www.gstatic.c
 
 from __future__ import annotations
 
+import html
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -128,8 +131,11 @@ def _host(request_line: str) -> str:
     return target.split("://")[-1].split("/")[0].split(":")[0]
 
 
-def dump_dom(page: Path, timeout: float = 120) -> tuple[str, list[str]]:
-    """The page's DOM after its scripts ran, and the requests it tried to make."""
+def dump_dom(
+    page: Path, timeout: float = 120, *, action: str = "--dump-dom"
+) -> tuple[str, list[str]]:
+    """The page's DOM after its scripts ran (or another headless `action`, e.g. a screenshot),
+    and the requests it tried to make. Laid out in a 1280-pixel-wide window."""
     with RecordingProxy() as proxy, tempfile.TemporaryDirectory() as profile:
         command = [
             chromium(),
@@ -137,10 +143,58 @@ def dump_dom(page: Path, timeout: float = 120) -> tuple[str, list[str]]:
             f"--user-data-dir={profile}",
             f"--proxy-server=http://127.0.0.1:{proxy.port}",
             "--proxy-bypass-list=<-loopback>",
-            "--dump-dom",
+            "--window-size=1280,1600",
+            action,
             page.resolve().as_uri(),
         ]
         env = {**os.environ, **NO_API_KEYS}
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout, list(proxy.requests)
+
+
+ARTIFACTS = Path(__file__).parent / "artifacts"  # screenshots a test keeps (git-ignored)
+
+
+def screenshot(page: Path, name: str) -> Path:
+    """A PNG of the page as Chromium draws it, kept under tests/artifacts/NAME.png."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    target = ARTIFACTS / f"{name}.png"
+    dump_dom(page, action=f"--screenshot={target}")
+    assert target.stat().st_size > 10_000, "an empty screenshot"
+    return target
+
+
+# Marks every word in a table cell that the layout split across two lines (a word wrapped
+# mid-word), as JSON in <pre id="broken-words">, for `broken_words`.
+_FIND_BROKEN_WORDS = """<script>
+window.addEventListener("load", () => {
+  const broken = [];
+  for (const cell of document.querySelectorAll("td")) {
+    const walker = document.createTreeWalker(cell, NodeFilter.SHOW_TEXT);
+    for (let node; (node = walker.nextNode()); ) {
+      for (const match of node.data.matchAll(/\\S+/g)) {
+        const range = document.createRange();
+        range.setStart(node, match.index);
+        range.setEnd(node, match.index + match[0].length);
+        const lines = new Set([...range.getClientRects()].map((r) => Math.round(r.top)));
+        if (lines.size > 1) broken.push(match[0]);
+      }
+    }
+  }
+  const out = document.createElement("pre");
+  out.id = "broken-words";
+  out.textContent = JSON.stringify(broken);
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def broken_words(page: Path) -> list[str]:
+    """The words Chromium wrapped mid-word in the page's tables (laid out 1280 pixels wide)."""
+    probe = page.with_name(page.stem + ".probe.html")
+    probe.write_text(page.read_text().replace("</body>", _FIND_BROKEN_WORDS + "</body>"))
+    dom, _ = dump_dom(probe)
+    found = re.search(r'<pre id="broken-words">(.*?)</pre>', dom, re.S)
+    assert found, "the probe did not run"
+    return json.loads(html.unescape(found[1]))

@@ -12,7 +12,7 @@ from condpred.condition import Conditional
 from condpred.elicit import check
 from condpred.model.hf import HFModel
 from condpred.report.html import build_report, section_module, write_report
-from tests.browser import dump_dom, page_requests
+from tests.browser import broken_words, dump_dom, page_requests, screenshot
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +122,49 @@ def test_forecast_and_plan_reports_render_offline(
     assert dom.count('class="main-svg"') >= figures
     for word in words:
         assert word in dom
+
+
+# --- read as a researcher reads them: in Chromium, laid out, with screenshots kept ---------------
+
+
+def test_the_broken_word_probe_sees_a_word_wrapped_mid_word(tmp_path):
+    """Known answer first: a narrow cell that may break anywhere splits its words; one that may
+    break only between words does not."""
+    cell = '<td style="width: 5em; {}">conditioning predictive models</td>'
+    page = tmp_path / "cells.html"
+    page.write_text(
+        "<html><body><table><tr>"
+        + cell.format("overflow-wrap: anywhere; word-break: break-all")
+        + "</tr></table><table><tr>"
+        + cell.format("overflow-wrap: normal")
+        + "</tr></table></body></html>"
+    )
+    assert "conditioning" in broken_words(page)
+    page.write_text(page.read_text().replace("overflow-wrap: anywhere; word-break: break-all", ""))
+    assert broken_words(page) == []
+
+
+def test_reports_read_well_in_chromium(predict_run, model, tmp_path):
+    """The predict and forecast reports as drawn: coloured verdicts, one panel per check, the
+    model's source, the questions' text with the page the model saw, bins with counts, and no
+    word wrapped mid-word in any table. Screenshots are kept in tests/artifacts/."""
+    from condpred.forecasting import forecast
+    from tests.test_forecast import question, write_questions
+
+    db, run_id = predict_run
+    questions = write_questions(tmp_path / "q.jsonl", [question(i) for i in range(6)])
+    with Store(db) as store:
+        predict_page = write_report(store, run_id, tmp_path / "predict.html")
+        result = forecast(questions, model, store=store)
+        forecast_page = write_report(store, result.run_id, tmp_path / "forecast.html")
+    dom, _ = dump_dom(predict_page)
+    assert "verdict verdict-" in dom and "model source" in dom
+    assert "ai_author per sample" in dom and "probability of an AI author" in dom  # its unit
+    dom, _ = dump_dom(forecast_page)
+    assert "Will the treaty be ratified before 2030? (3)" in dom and "<details>" in dom
+    assert "n=" in dom  # reliability bins labelled with their question counts
+    assert "n/a (n &lt; 10)" in dom  # six questions: no interval, and the reason
+    for page in (predict_page, forecast_page):
+        long_tokens = [w for w in broken_words(page) if len(w) <= 30]  # a path may still break
+        assert long_tokens == [], page.name
+        screenshot(page, page.stem)

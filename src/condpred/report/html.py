@@ -18,6 +18,7 @@ from types import ModuleType
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
+from condpred.model.registry import describe_model
 from condpred.report.sections import SECTIONS, Block, generic
 from condpred.store import RunRecord, Store
 from condpred.validate import writing
@@ -93,6 +94,10 @@ def _facts(run: RunRecord) -> list[tuple[str, str]]:
         ("run", run.id),
         ("kind", run.kind),
         ("model", run.model_spec),
+        *(
+            (f"source of {spec}" if "," in run.model_spec else "model source", describe_model(spec))
+            for spec in run.model_spec.split(",")
+        ),
         ("status", run.status),
         ("seed", str(run.seed)),
         ("condpred", run.version),

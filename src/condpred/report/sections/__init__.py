@@ -54,12 +54,32 @@ def table(header: Sequence[str], rows: Iterable[Sequence[Any]], numeric: str = "
 
 
 def cell(value: Any, numeric: str = ".3f") -> str:
-    """A value as table text: floats formatted, None as a dash."""
+    """A value as table text: floats formatted, None as a dash, HTML built by a section (Markup,
+    e.g. a verdict badge) kept as it is."""
+    if isinstance(value, Markup):
+        return value
     if value is None:
         return "-"
     if isinstance(value, float):
         return format(value, numeric)
     return str(value)
+
+
+def verdict_badge(verdict: str) -> Markup:
+    """A check's verdict, coloured (pass green, warn amber, fail red)."""
+    return Markup('<span class="verdict verdict-{0}">{0}</span>').format(verdict)
+
+
+def folded(summary: str, text: str) -> Markup:
+    """Long text (a page the model saw) folded under a one-line summary."""
+    return Markup("<details><summary>{}</summary><pre>{}</pre></details>").format(summary, text)
+
+
+def integer_ticks(figure: go.Figure, axis: str = "x", most: int = 0) -> go.Figure:
+    """Whole-number ticks for an axis of indices or counts (sample 0, 1, 2; never 0.5): one per
+    unit up to a dozen (`most`, the largest value, where known), plotly's own choice above."""
+    update = figure.update_xaxes if axis == "x" else figure.update_yaxes
+    return update(tickformat="d", dtick=1 if most <= 12 else None, rangemode="tozero")
 
 
 def pre(text: str) -> Markup:
@@ -92,8 +112,12 @@ def layout(figure: go.Figure, title: str, x: str, y: str) -> go.Figure:
 
 
 def conditional_blocks(store: Store, run: RunRecord) -> list[Block]:
-    """Each of the run's conditionals as the exact text the model saw."""
+    """Each of the run's conditionals as the exact text the model saw, and the file it is from."""
     return [
-        Block(f"Conditional {c.index} as the model saw it", pre(c.rendered))
+        Block(
+            f"Conditional {c.index} as the model saw it",
+            pre(c.rendered),
+            note=f"From {c.source}." if c.source else "",
+        )
         for c in store.conditionals(run.id)
     ]

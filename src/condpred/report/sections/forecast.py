@@ -11,7 +11,15 @@ import plotly.graph_objects as go
 from condpred import scoring
 from condpred.forecasting import stored_forecast, summarise
 from condpred.forecasting.run import ForecastRow
-from condpred.report.sections import SECTIONS, Block, layout, table
+from condpred.report.sections import (
+    SECTIONS,
+    Block,
+    error_bars,
+    folded,
+    integer_ticks,
+    layout,
+    table,
+)
 from condpred.stats import with_ci
 from condpred.store import RunRecord, Store
 
@@ -83,15 +91,21 @@ def reliability_figure(rows: list[dict[str, Any]]) -> go.Figure:
             go.Scatter(
                 x=[diagram.mean_prob[i] for i in shown],
                 y=[diagram.frequency[i] for i in shown],
-                mode="lines+markers",
+                mode="lines+markers+text",
                 name=f"{name} (ECE {diagram.ece:.3f})",
-                text=[f"{diagram.count[i]} questions" for i in shown],
+                text=[f"n={diagram.count[i]}" for i in shown],  # each bin's questions, drawn
+                textposition="top center",
+                marker={"size": [6 + 2 * min(diagram.count[i], 10) for i in shown]},
             )
         )
     figure = layout(
-        figure, "Reliability (10 equal-width bins)", "mean forecast", "observed frequency"
+        figure,
+        "Reliability (10 equal-width bins; n = questions in the bin)",
+        "mean forecast",
+        "observed frequency",
     )
-    return figure.update_xaxes(range=[0, 1]).update_yaxes(range=[0, 1])
+    # points at 0 or 1 (a bin whose questions all resolved alike) and their labels stay seen
+    return figure.update_xaxes(range=[-0.04, 1.04]).update_yaxes(range=[-0.06, 1.14])
 
 
 def histogram_figure(rows: list[dict[str, Any]]) -> go.Figure:
@@ -102,7 +116,7 @@ def histogram_figure(rows: list[dict[str, Any]]) -> go.Figure:
         figure.add_trace(go.Histogram(x=probs, name=label, opacity=0.6, xbins={"size": 0.05}))
     figure.update_layout(barmode="overlay")
     figure = layout(figure, "Distribution of the model's P(yes)", "P(yes)", "questions")
-    return figure.update_xaxes(range=[0, 1])
+    return integer_ticks(figure.update_xaxes(range=[0, 1]), "y", most=len(rows))
 
 
 def source_figure(summary: dict[str, Any]) -> go.Figure:
@@ -113,32 +127,51 @@ def source_figure(summary: dict[str, Any]) -> go.Figure:
         if k.startswith("source:")
     }
     names = list(groups)
+    figure = go.Figure()
     model = [groups[n]["brier"] for n in names]
-    figure = go.Figure(
-        go.Bar(
-            x=names,
-            y=[m["value"] for m in model],
-            name="model",
-            error_y={
-                "type": "data",
-                "symmetric": False,
-                "array": [(m["ci95"] or [0, m["value"]])[1] - m["value"] for m in model],
-                "arrayminus": [m["value"] - (m["ci95"] or [m["value"], 0])[0] for m in model],
-            },
+    crowd = [
+        groups[n].get("crowd", {}).get("brier") or {"value": None, "ci95": None} for n in names
+    ]
+    base = [groups[n]["base_rate_brier"] for n in names]
+    for label, values, cis in (
+        ("model", [m["value"] for m in model], [m["ci95"] for m in model]),
+        ("crowd", [c["value"] for c in crowd], [c["ci95"] for c in crowd]),
+        ("base rate (in sample)", base, [None] * len(names)),
+    ):
+        figure.add_trace(
+            go.Bar(
+                x=names,
+                y=values,
+                name=label,
+                error_y=error_bars([v or 0 for v in values], cis),
+                text=[f"{v:.3f}" if v is not None else "n/a" for v in values],  # 0 is seen too
+                textposition="outside",
+            )
         )
+    note = (
+        "; bars without whiskers have fewer than 10 questions"
+        if any(m["ci95"] is None for m in model)
+        else ""
     )
-    crowd = [groups[n].get("crowd", {}).get("brier", {}).get("value") for n in names]
-    figure.add_trace(go.Bar(x=names, y=crowd, name="crowd"))
-    figure.add_trace(
-        go.Bar(x=names, y=[groups[n]["base_rate_brier"] for n in names], name="base rate")
-    )
-    return layout(figure, "Brier score per source (lower is better)", "source", "Brier")
+    return layout(figure, f"Brier score per source (lower is better{note})", "source", "Brier")
 
 
 def questions_block(rows: list[ForecastRow]) -> Block:
-    header = ("id", "source", "as of", "resolved", "P(yes)", "crowd", "outcome", "reasoning")
+    """Each question by its text (its id where a run predates stored text), with the page the
+    model saw folded beneath it."""
+    header = ("question", "source", "as of", "resolved", "P(yes)", "crowd", "outcome", "reasoning")
     cells = [
-        (r.id, r.source, r.as_of, r.resolved, r.prob, r.crowd_prob, r.outcome, r.reasoning or "")
+        (
+            folded(r.question or r.id, r.rendered),
+            r.source,
+            r.as_of,
+            r.resolved,
+            r.prob,
+            r.crowd_prob,
+            {1: "yes", 0: "no"}.get(r.outcome, "-"),
+            r.reasoning or "",
+        )
         for r in rows
     ]
-    return Block(f"Questions ({len(rows)})", table(header, cells))
+    note = "Open a question to see the page the model saw, exactly as it was rendered."
+    return Block(f"Questions ({len(rows)})", table(header, cells), note=note)
