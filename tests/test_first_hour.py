@@ -6,6 +6,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from condpred.progress import progress_bar
 from condpred.store import Store, package_version
 from tests.test_cli import run_cli
@@ -101,3 +103,26 @@ def test_check_results_are_in_runs_show_exports_and_frames(capsys, tmp_path, tin
     import pandas as pd
 
     assert list(pd.read_parquet(target)["worst_verdict"]) == list(frame["worst_verdict"])
+
+
+@pytest.mark.parametrize(
+    ("args", "guess"),
+    [
+        (["predict", str(EXAMPLE), "--checks", "ai_autor"], "Did you mean 'ai_author'?"),
+        (["predict", str(EXAMPLE), "-m", "gemma-3-27m"], "Did you mean 'gemma-3-270m'?"),
+        (["predict", str(EXAMPLE), "-m", "gguff:x.gguf"], "Did you mean 'gguf:'?"),
+        (["render", "CAMERA"], "Did you mean 'news-article'?"),
+        (["runs", "list", "--kind", "predct"], "Did you mean 'predict'?"),
+    ],
+)
+def test_every_name_a_user_types_gets_a_did_you_mean(capsys, tmp_path, args, guess):
+    if args[-1] == "CAMERA":
+        args[-1] = str(tmp_path / "c.yaml")
+        Path(args[-1]).write_text("camera: newsarticle\ntitle: A treaty\n")
+    db = tmp_path / "runs.db"
+    with Store(db) as store:  # a store with one predict run, for --kind
+        store.finish_run(store.create_run("predict", "default", {}, 0))
+    code, _, err = (
+        run_cli(capsys, *args, "--db", str(db)) if args[0] != "render" else run_cli(capsys, *args)
+    )
+    assert code == 2 and guess in " ".join(err.split()), err

@@ -5,6 +5,9 @@ The CLI turns an `InputError` into a one-paragraph message and exit code 2, neve
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class InputError(Exception):
     """Bad user input: where it is (file, field), what is wrong, and how to fix it."""
@@ -29,3 +32,9 @@ class InputError(Exception):
         )
         message = f"{where}: {self.problem}" if where else self.problem
         return f"{message}. {self.fix}" if self.fix else message
+
+
+def did_you_mean(name: str, choices: Iterable[str], suffix: str = "") -> str:
+    """ "Did you mean 'x'? " for the closest of `choices` to a name the user typed, else ""."""
+    close = difflib.get_close_matches(name, list(choices), n=1)
+    return f"Did you mean '{close[0]}{suffix}'? " if close else ""

@@ -12,13 +12,12 @@ point in the registry's group that names the module to import, e.g. in its pypro
 
 from __future__ import annotations
 
-import difflib
 import importlib
 from collections.abc import Callable, Iterator, Sequence
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
-from condpred.errors import InputError
+from condpred.errors import InputError, did_you_mean
 
 T = TypeVar("T")
 
@@ -46,12 +45,11 @@ class Registry(Generic[T]):
         """The entry named `name`; an unknown name is an InputError listing the known ones."""
         self._load()
         if name not in self._entries:
-            close = difflib.get_close_matches(name, self.names(), n=1)
-            guess = f"Did you mean '{close[0]}'? " if close else ""
             raise InputError(
                 f"unknown {self.what} '{name}'",
                 field=field,
-                fix=f"{guess}Use one of: {', '.join(self.names())}; a package adds its own "
+                fix=f"{did_you_mean(name, self.names())}Use one of: {', '.join(self.names())}; "
+                "a package adds its own "
                 f"through the entry-point group '{self.group}'",
             )
         return self._entries[name]

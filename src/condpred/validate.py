@@ -4,7 +4,6 @@ file or option, what is wrong and how to fix it (an `InputError`)."""
 
 from __future__ import annotations
 
-import difflib
 import math
 import os
 import re
@@ -13,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from condpred.errors import InputError
+from condpred.errors import InputError, did_you_mean
 
 # Inputs are small text files (conditionals, plan sets, questions, continuations); a file larger
 # than this is a mistake (a wrong path, a data dump), and parsing it would take seconds to minutes.
@@ -181,11 +180,10 @@ def check_model_spec(spec: str, option: str = "--model") -> None:
     elif sep and re.fullmatch(r"[a-z][a-z0-9_.+-]*", scheme) and not Path(spec).exists():
         from condpred.model.registry import BACKENDS
 
-        close = difflib.get_close_matches(scheme, BACKENDS.names(), n=1)
         raise InputError(
             f"unknown model scheme '{scheme}:'",
             source=f"{option} {spec}",
-            fix=(f"Did you mean '{close[0]}:'? " if close else "")
+            fix=did_you_mean(scheme, BACKENDS.names(), ":")
             + f"Schemes: {', '.join(s + ':' for s in BACKENDS.names())}; or use {forms}",
         )
     else:
@@ -255,6 +253,11 @@ def _check_local_or_hub(spec: str, option: str, forms: str) -> None:
                 f"or use {forms}",
             )
         return
+    from condpred.model.registry import ALIASES, EMBEDDED
+
+    guess = did_you_mean(spec, [*ALIASES, *EMBEDDED]) if "/" not in spec else ""
+    if guess:  # 'gemma-3-27m': a typo of a name that ships, not a hub id to try
+        raise InputError(f"unknown model '{spec}'", source=option, fix=f"{guess}Or use {forms}")
     if spec.startswith((".", "/", "~")) or not HF_ID.fullmatch(spec):
         raise InputError(
             f"no model folder '{spec}', and it is not a Hugging Face id",

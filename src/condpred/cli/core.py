@@ -33,7 +33,7 @@ from condpred.cli.app import (
 )
 from condpred.condition import describe_camera, list_cameras, load_conditional, render
 from condpred.elicit import DEFAULT_CHECKS, check, gated, predict, resume, score, stored_prediction
-from condpred.errors import InputError
+from condpred.errors import InputError, did_you_mean
 from condpred.experiments.runner import expect_kind
 from condpred.experiments.runner import resume as resume_run
 from condpred.model.base import SamplingParams
@@ -350,7 +350,9 @@ def runs_list(
                 f"no runs of kind '{kind}' in this store",
                 source=str(store.path),
                 field="--kind",
-                fix=f"Kinds stored here: {', '.join(kinds)}" if kinds else "The store has no runs",
+                fix=f"{did_you_mean(kind, kinds)}Kinds stored here: {', '.join(kinds)}"
+                if kinds
+                else "The store has no runs",
             )
         show.runs(out, runs)
 

@@ -27,7 +27,7 @@ from jinja2 import (
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SecurityError
 
 from condpred.condition.filters import FILTERS
-from condpred.errors import InputError
+from condpred.errors import InputError, did_you_mean
 
 if TYPE_CHECKING:
     from condpred.condition.conditional import Conditional
@@ -62,7 +62,8 @@ def check_camera(
             f"unknown camera '{name}'",
             source=source,
             field="camera",
-            fix=f"Use one of: {', '.join(available)}; or write {name}{SUFFIX} into a cameras "
+            fix=f"{did_you_mean(name, available)}Use one of: {', '.join(available)}; "
+            f"or write {name}{SUFFIX} into a cameras "
             "folder and pass that folder (--cameras DIR)",
         )
 
