@@ -3,6 +3,7 @@ uvicorn on 127.0.0.1, read over HTTP and clicked through in headless Chromium (P
 
 from __future__ import annotations
 
+import http.server
 import itertools
 import json
 import math
@@ -87,6 +88,28 @@ def serving(db: Path, model: HFModel | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+@contextmanager
+def _page_server(html: str) -> Iterator[str]:
+    """Another origin on this machine (localhost on its own port) serving one page."""
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "text/html")
+            self.end_headers()
+            self.wfile.write(html.encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            yield f"http://localhost:{server.server_address[1]}/"
+        finally:
+            server.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -258,6 +281,52 @@ def test_two_conditionals_side_by_side(db, writable):
     assert missing.status_code == 400 and "b= is missing" in missing.text
 
 
+def test_the_distribution_shown_is_the_models_exact_one(db, model, writable):
+    """Known answer: each top token's probability as the viewer serves it equals exp of that
+    token's log-probability scored as a continuation (a different code path: `score`)."""
+    with Store(db) as store:
+        tree_id = trees.start_tree(store, model.spec, _ids(db)["first"])
+        context = trees.context_of(trees.nodes(store, tree_id), 0)
+    served = httpx.get(f"{writable}/api/trees/{tree_id}/next", params={"node": 0, "top_k": 20})
+    tokens = served.json()["tokens"]
+    assert len(tokens) == 20 and sum(t["prob"] for t in tokens) <= 1 + 1e-9
+    scored = model.score(context, [t["token"] for t in tokens])
+    compared = [(t, s) for t, s in zip(tokens, scored, strict=True) if s.tokens == [t["token"]]]
+    assert len(compared) >= 15  # tokens that tokenize back to themselves
+    for token, score in compared:
+        assert score.logprob == pytest.approx(token["logprob"], abs=1e-4)
+        assert token["prob"] == pytest.approx(math.exp(score.logprob), rel=1e-4)
+
+
+def test_serve_prints_its_address_and_serves_it(db):
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).parents[1] / "src"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    port = _free_port()
+    command = [sys.executable, "-m", "condpred", "serve", "--db", str(db), "--port", str(port)]
+    server = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        line = server.stdout.readline().decode()
+        assert f"http://127.0.0.1:{port}/" in line, line
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/")
+                break
+            except httpx.ConnectError:
+                assert time.monotonic() < deadline
+                time.sleep(0.1)
+        assert response.status_code == 200 and _ids(db)["first"] in response.text
+        assert 'name="condpred-token"' not in response.text  # read-only: no write token
+        other = httpx.get(f"http://127.0.0.1:{port}/", headers={"host": f"evil.example:{port}"})
+        assert other.status_code == 421  # a DNS-rebound name is not this server
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def test_serve_refuses_a_missing_store_clearly(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
     done = subprocess.run(
@@ -318,5 +387,23 @@ def test_clicking_through_in_a_real_browser(db, writable):
         assert page.evaluate("window.pwned") is None and dialogs == []
         assert "<script>window.pwned = 1</script>" in page.inner_text(".sample .text")
         page.screenshot(path=ARTIFACTS / "hostile.png", full_page=True)
+        # Another site's page (on this machine, so the browser lets it reach loopback) posting
+        # to the viewer as a simple request (no preflight) writes nothing: it has no token, and
+        # its Origin is not the viewer's.
+        with Store(db) as store:
+            before = len(store.list_runs(None, kind="tree"))
+        script = (
+            f"fetch({json.dumps(writable + '/api/trees')}, {{method: 'POST', mode: 'no-cors', "
+            f"headers: {{'content-type': 'text/plain'}}, body: "
+            f"{json.dumps(json.dumps({'run': _ids(db)['first'], 'cond': 0}))}}})"
+            ".then(() => document.title = 'sent', () => document.title = 'failed')"
+        )
+        with _page_server(f"<script>{script}</script>") as evil_url:
+            evil = browser.new_page()
+            evil.goto(evil_url)
+            evil.wait_for_function("document.title !== ''")
+            assert evil.title() == "sent"  # it reached the viewer...
+        with Store(db) as store:
+            assert len(store.list_runs(None, kind="tree")) == before  # ...which refused it
         browser.close()
     print(f"screenshots in {ARTIFACTS}")

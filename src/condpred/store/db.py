@@ -796,20 +796,23 @@ class Store:
         run_id: str,
         cond_index: int | None = None,
         *,
-        samples: Sequence[int] | None = None,
+        samples: Sequence[int | None] | None = None,
     ) -> list[CheckResult]:
         """Stored check results, in the order they were added; with `samples`, only those about
-        these sample indices (one page of samples)."""
+        these sample indices (one page of samples), None standing for the findings about the
+        conditional as a whole."""
         from condpred.checks.base import CheckResult
 
         run_id = self.resolve_id(run_id)
         only = ""
+        indices = [i for i in samples or () if i is not None]
         if samples is not None:
-            only = f" AND sample_index IN ({','.join('?' * len(samples))})"
+            whole = " OR sample_index IS NULL" if None in samples else ""
+            only = f" AND (sample_index IN ({','.join('?' * len(indices))}){whole})"
         rows = self._q(
             "SELECT * FROM check_results WHERE run_id = ? AND (? IS NULL OR cond_index = ?)"
             f"{only} ORDER BY rowid",
-            (run_id, cond_index, cond_index, *(samples or ())),
+            (run_id, cond_index, cond_index, *indices),
         )
         return [
             CheckResult(

@@ -39,6 +39,7 @@ from condpred.viewer import _render
 PAGE = 50  # runs per page
 SAMPLES_PAGE = 20
 ITEMS_PAGE = 50
+SECTION_ROWS = 2000  # the most samples + rows a run page summarises inline
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
@@ -124,7 +125,7 @@ def _refuse(viewer: Viewer, request: Request) -> Response | None:
     host = request.headers.get("host", "")
     if viewer.hosts and host not in viewer.hosts:
         return JSONResponse({"error": f"unknown host {host!r}"}, status_code=421)
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         return None
     if viewer.model is None:
         return JSONResponse(
@@ -221,18 +222,25 @@ def _routes(viewer: Viewer, page: Callable, route: Callable) -> list[Route]:
         samples = store.sample_page(
             record.id, offset=(samples_page - 1) * SAMPLES_PAGE, limit=SAMPLES_PAGE
         )
+        conditionals = store.conditionals(record.id)[:200]
+        tables = _item_tables(store, record, request)
+        findings = {  # what the checks found about each conditional as a whole
+            c.index: _render.badges(store.check_results(record.id, c.index, samples=[None]))
+            for c in conditionals
+        }
         return page(
             "run.html.j2",
             request,
             run=record,
-            conditionals=store.conditionals(record.id),
+            conditionals=conditionals,
+            conditional_badges=findings,
             samples=_sample_views(store, record.id, samples),
             n_samples=n_samples,
             samples_page=samples_page,
             samples_pages=max(1, -(-n_samples // SAMPLES_PAGE)),
             scores=store.scores(record.id)[:100],
-            tables=_item_tables(store, record, request),
-            blocks=_section_blocks(store, record),
+            tables=tables,
+            blocks=_section_blocks(store, record, n_samples + sum(t["count"] for t in tables)),
         )
 
     @route("/runs/{run_id}/report")
@@ -252,9 +260,7 @@ def _routes(viewer: Viewer, page: Callable, route: Callable) -> list[Route]:
         rows = store.sample_page(
             record.id, index, offset=(number - 1) * SAMPLES_PAGE, limit=SAMPLES_PAGE
         )
-        conditional_checks = _render.badges(
-            [r for r in store.check_results(record.id, index) if r.sample_index is None]
-        )
+        conditional_checks = _render.badges(store.check_results(record.id, index, samples=[None]))
         return page(
             "conditional.html.j2",
             request,
@@ -270,6 +276,8 @@ def _routes(viewer: Viewer, page: Callable, route: Callable) -> list[Route]:
     @route("/compare")
     def compare(request: Request) -> Response:
         store = viewer.store()
+        if not request.query_params:
+            return page("compare_form.html.j2", request)
         sides = [_side(store, request.query_params.get(name, ""), name) for name in ("a", "b")]
         diff_a, diff_b = _render.word_diff(sides[0]["rendered"], sides[1]["rendered"])
         words = [s["summary"]["first_words"] for s in sides]
@@ -501,11 +509,16 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _section_blocks(store: Store, run: Any) -> list[Any]:
+def _section_blocks(store: Store, run: Any, size: int) -> list[Any]:
     """The report section's blocks of a kind that has one (its tables and notes; figures are
-    in the full report page), so a kind's own summary shows here without viewer changes."""
+    in the full report page), so a kind's own summary shows here without viewer changes. A
+    section reads the whole run: past SECTION_ROWS samples and rows it is left to the report
+    page, so a large run's page stays fast."""
     if run.kind not in SECTIONS:
         return []
+    if size > SECTION_ROWS:
+        note = f"This run has {size} samples and rows: its summary is on the full report page."
+        return [{"title": "Summary", "note": note}]
     try:
         return SECTIONS.get(run.kind)(store, run)
     except Exception as error:  # a section that cannot read this run must not hide the rest

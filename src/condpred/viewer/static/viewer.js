@@ -43,6 +43,7 @@ if (panel) {
   const tree = panel.dataset.tree;
   const writable = panel.dataset.writable === "yes";
   let point = null; // { node, at } where at is null for "after the whole node"
+  let requests = 0;
 
   async function select(element) {
     document.querySelectorAll(".selected").forEach((e) => e.classList.remove("selected"));
@@ -58,12 +59,14 @@ if (panel) {
     document.getElementById("mark-button").disabled = false;
     const query = new URLSearchParams({ node, top_k: 10 });
     if (at !== null) query.set("at", at);
+    const body = document.querySelector("#next-tokens tbody");
+    body.replaceChildren(); // never show one point's tokens under another's name
+    const asked = ++requests;
     say("computing the next-token distribution…");
     const response = await fetch(`/api/trees/${tree}/next?${query}`);
     const data = await response.json();
+    if (asked !== requests) return; // a later click superseded this one
     if (!response.ok) return say(data.error);
-    const body = document.querySelector("#next-tokens tbody");
-    body.replaceChildren();
     for (const t of data.tokens) {
       const row = body.insertRow();
       const code = document.createElement("code");
@@ -91,6 +94,16 @@ if (panel) {
     } catch (error) {
       say("refused: " + error.message);
     }
+  }
+
+  // After a write the page reloads with the new node in the address: select where it ends.
+  const shown = /^#node-(\d+)(?:-at-(\d+))?$/.exec(window.location.hash);
+  if (shown) {
+    const selector = shown[2] === undefined
+      ? `.branch-end[data-node="${shown[1]}"]`
+      : `.tok[data-node="${shown[1]}"][data-at="${shown[2]}"]`;
+    const element = document.querySelector(selector);
+    if (element) select(element);
   }
 
   document.querySelector(".tree").addEventListener("click", (event) => {
