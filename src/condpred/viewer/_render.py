@@ -100,6 +100,11 @@ def total_variation(p: dict[str, float], q: dict[str, float]) -> float:
     return 0.5 * sum(abs(p.get(k, 0.0) - q.get(k, 0.0)) for k in p.keys() | q.keys())
 
 
+def by_larger_share(p: dict[str, float], q: dict[str, float]) -> list[str]:
+    """The outcomes of two distributions, the most probable (under either) first."""
+    return sorted(p.keys() | q.keys(), key=lambda k: -max(p.get(k, 0.0), q.get(k, 0.0)))
+
+
 def sample_summary(samples: Sequence[Sample]) -> dict[str, Any]:
     """What a set of samples says about the model's predictions: how many, how long, how
     surprising per token (bits), how they ended, and how their first words are distributed."""

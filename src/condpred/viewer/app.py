@@ -294,12 +294,11 @@ def _routes(viewer: Viewer, page: Callable, route: Callable) -> list[Route]:
             request,
             sides=sides,
             diffs=(diff_a, diff_b),
-            first_words=sorted(words[0].keys() | words[1].keys(), key=lambda w: -max(
-                words[0].get(w, 0.0), words[1].get(w, 0.0))),
+            first_words=_render.by_larger_share(*words),
             words_tv=_render.total_variation(*words) if all(words) else None,
             next_tokens=next_tokens,
             top_k=top_k,
-        )  # fmt: skip
+        )
 
     @route("/trees/{run_id}")
     def tree(request: Request) -> Response:
@@ -407,8 +406,8 @@ def _routes(viewer: Viewer, page: Callable, route: Callable) -> list[Route]:
         )
         return JSONResponse({"node": made.node, "marked": made.marked})
 
-    return [runs, run, report, conditional, compare, tree, export, next_token, start, sample,
-            pick, mark]  # fmt: skip
+    pages = [runs, run, report, conditional, compare, tree, export]
+    return [*pages, next_token, start, sample, pick, mark]
 
 
 def _needs_model(viewer: Viewer) -> PredictiveModel:
