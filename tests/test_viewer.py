@@ -174,6 +174,25 @@ def test_runs_list_filters_and_pages_in_sql(tmp_path):
         assert httpx.get(f"{url}/?page=x").status_code == 400
 
 
+def test_store_pages_samples_rows_and_check_results_in_sql(tmp_path):
+    with Store(tmp_path / "pages.db") as store:
+        run = store.create_run("predict", "m", {}, 0)
+        for cond in (0, 1):
+            store.add_conditional(run, cond, "title: x\n", f"text {cond}")
+            for i in range(7):
+                store.add_sample(run, cond, Sample(f"{cond}.{i}", [-1.0], ["x"], "eos", i))
+            findings = [CheckResult("c", 0.0, None, "pass", {}, i, f"{cond}.{i}") for i in range(7)]
+            findings.append(CheckResult("c", 0.0, None, "warn", {}, None, f"{cond} whole"))
+            store.add_check_results(run, cond, findings)
+        page = store.sample_page(run, offset=5, limit=4)
+        assert [(c, s.text) for c, s in page] == [(0, "0.5"), (0, "0.6"), (1, "1.0"), (1, "1.1")]
+        assert [s.text for _, s in store.sample_page(run, 1, offset=6, limit=4)] == ["1.6"]
+        assert store.count_samples(run) == 14 and store.count_samples(run, 1) == 7
+        some = store.check_results(run, 1, samples=[None, 2, 4])
+        assert [r.message for r in some] == ["1.2", "1.4", "1 whole"]
+        assert store.check_results(run, 0, samples=[]) == []
+
+
 def test_a_run_page_shows_its_rows_samples_shading_and_check_badges(db, read_only):
     run_id = _ids(db)["first"]
     page = httpx.get(f"{read_only}/runs/{run_id}").text
@@ -188,19 +207,27 @@ def test_a_run_page_shows_its_rows_samples_shading_and_check_badges(db, read_onl
     assert "sandbox" in report.headers["content-security-policy"]
 
 
-def test_item_rows_render_from_the_kinds_row_model(tmp_path, model):
+def test_item_rows_render_from_the_kinds_row_model_a_page_at_a_time(tmp_path, model):
     db = tmp_path / "tree.db"
     with Store(db) as store:
         source = store.create_run("predict", "m", {}, 0)
         store.add_conditional(source, 0, "title: x\n", "Abstract.")
+        for i in range(120):  # a table no registered kind reads: its stored keys are the columns
+            store.add_item(source, "custom", i, {"index": i, "html": f"<b>{i}</b>"})
         store.finish_run(source)
         tree_id = trees.start_tree(store, model.spec, source)
-        trees.mark(store, tree_id, 0, True, "look")
+        trees.mark(store, tree_id, 0, True, "<i>look</i>")
     with serving(db) as url:
         page = httpx.get(f"{url}/trees/{tree_id}").text
         assert "1 nodes" in page and "★ marked" in page
-        # Any kind's rows, through its registered Row model: the tree's mark table.
-        assert httpx.get(f"{url}/runs/{tree_id}", follow_redirects=False).status_code == 303
+        rows = httpx.get(f"{url}/runs/{tree_id}").text  # a kind's rows through its Row model
+        marks = rows.split('data-table="tree_mark"')[1].split("</table>")[0]
+        columns = ["index", "node", "marked", "note"]
+        assert marks.count("<th>") == 4 and all(f"<th>{c}</th>" in marks for c in columns)
+        assert "&lt;i&gt;look&lt;/i&gt;" in marks and "<i>" not in marks
+        last = httpx.get(f"{url}/runs/{source}", params={"t.custom": 3}).text
+        assert "page 3 of 3" in last and last.count("&lt;b&gt;") == 20
+        assert "<td>100</td>" in last and "<td>119</td>" in last and "<td>99</td>" not in last
 
 
 def test_writes_need_the_model_the_token_and_the_same_origin(db, read_only, writable):

@@ -23,7 +23,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
@@ -215,8 +215,6 @@ def _routes(viewer: Viewer, page: Callable, route: Callable) -> list[Route]:
     def run(request: Request) -> Response:
         store = viewer.store()
         record = store.get_run(request.path_params["run_id"])
-        if record.kind == trees.KIND:
-            return RedirectResponse(f"/trees/{record.id}", status_code=303)
         samples_page = _int(request, "samples", 1, low=1)
         n_samples = store.count_samples(record.id)
         samples = store.sample_page(
