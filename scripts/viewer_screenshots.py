@@ -1,6 +1,6 @@
 """The README's screenshots of `condpred serve`, on the embedded model: two predict runs of the
 same conditional at two dates (with checks), then the viewer clicked through in headless
-Chromium (Playwright): the runs list, a run, the two conditionals side by side, and a tree grown
+Chromium (Playwright): a run's samples, the two conditionals side by side, and a tree grown
 from a sample. Everything goes through the library and the app, as a user's session would.
 
     nice -n 10 python scripts/viewer_screenshots.py [DB] [docs/]
@@ -44,8 +44,6 @@ def main(db: Path, out: Path) -> None:
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(url + "/")
-        page.screenshot(path=out / "viewer-runs.png")
         page.goto(f"{url}/runs/{first}")
         page.locator(".samples").scroll_into_view_if_needed()
         page.screenshot(path=out / "viewer-samples.png")
