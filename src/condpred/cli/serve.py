@@ -43,8 +43,11 @@ def serve_cmd(
             "can read every stored run" + (" and grow trees with the model" if model else "")
         )
     shown = f"[{host}]" if ":" in host else host
-    hosts = {f"{shown}:{port}", f"localhost:{port}", f"127.0.0.1:{port}"}
-    application = create_app(path, loaded, hosts=hosts)
+    # On loopback, only the names of this machine: a page whose site name was re-pointed at
+    # 127.0.0.1 (DNS rebinding) is refused. Listening wider, the machine's names are not known
+    # here and the viewer is reachable anyway, so any Host is answered (the warning said so).
+    local = {f"{shown}:{port}", f"localhost:{port}", f"127.0.0.1:{port}", f"[::1]:{port}"}
+    application = create_app(path, loaded, hosts=local if _loopback(host) else set())
     out.print(f"condpred viewer on http://{shown}:{port}/  ({path}; Ctrl-C stops it)")
     uvicorn.run(application, host=host, port=port, log_level="warning")
 
