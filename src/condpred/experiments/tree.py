@@ -137,7 +137,9 @@ def start_tree(
     return tree_id
 
 
-def _node(index: int, parent: int | None, at: int | None, how: str, text: str, **rest: Any):
+def _node(
+    index: int, parent: int | None, at: int | None, how: str, text: str, **rest: Any
+) -> TreeNode:
     fields: dict[str, Any] = {
         "tokens": [],
         "token_logprobs": [],
