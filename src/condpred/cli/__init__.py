@@ -18,6 +18,7 @@ from condpred.cli import (
     passk,  # noqa: F401
     plan,  # noqa: F401
     report,  # noqa: F401
+    serve,  # noqa: F401
 )
 from condpred.cli.app import app, err
 from condpred.errors import InputError

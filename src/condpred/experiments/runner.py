@@ -81,6 +81,7 @@ EXPERIMENTS: Registry[Kind] = Registry(
         "condpred.evals.agentic",
         "condpred.evals.zero_one",
         "condpred.experiments.passk.run",
+        "condpred.experiments.tree",
     ),
 )
 
@@ -146,6 +147,12 @@ class Recorder:
                     rows.append(self._commit(row_model, index, item))
                 advance(len(chunk))
         return rows
+
+    def add_item(self, row_model: type[R], item: R | Item) -> R:
+        """Commit one item now, with its side records: an interactive kind's single addition
+        (a tree's new node), where there is no list of indices to work through."""
+        row = item.row if isinstance(item, Item) else item
+        return self._commit(row_model, row.index, item)
 
     def _commit(self, row_model: type[R], index: int, item: R | Item) -> R:
         item = item if isinstance(item, Item) else Item(item)
@@ -218,11 +225,13 @@ def recording(store: Store | None, run_id: str | None) -> Iterator[Recorder]:
         store.finish_run(run_id, timings=recorder.timings)
 
 
-def read_rows(store: Store, run_id: str, row_model: type[R]) -> list[R]:
+def read_rows(
+    store: Store, run_id: str, row_model: type[R], *, offset: int = 0, limit: int | None = None
+) -> list[R]:
     """A run's stored rows of one table as typed rows, by index; older row versions upgraded,
-    a newer one (written by a newer condpred) refused."""
+    a newer one (written by a newer condpred) refused. `offset`/`limit`: one page of them."""
     rows = []
-    for version, data in store.item_data(run_id, row_model.table):
+    for version, data in store.item_data(run_id, row_model.table, offset=offset, limit=limit):
         where = f"row {data.get('index')} of table '{row_model.table}' in run {run_id}"
         if version > row_model.version:
             raise InputError(

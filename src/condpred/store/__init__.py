@@ -2,6 +2,7 @@
 
 from condpred.store.db import (
     ConditionalRecord,
+    RunFilter,
     RunRecord,
     Store,
     default_path,
@@ -11,6 +12,7 @@ from condpred.store.db import (
 
 __all__ = [
     "ConditionalRecord",
+    "RunFilter",
     "RunRecord",
     "Store",
     "default_path",

@@ -70,6 +70,44 @@ class RunRecord:
 
 
 @dataclass(frozen=True)
+class RunFilter:
+    """Which runs to list: each field set narrows the list (all of them together)."""
+
+    kind: str | None = None
+    status: str | None = None
+    model: str | None = None  # a substring of the model spec
+    text: str | None = None  # a substring of the id, kind, model spec or parameters
+    since: str | None = None  # ISO date or time: created at or after
+    until: str | None = None  # ISO date or time: created before (a date: up to its end)
+
+    def sql(self) -> tuple[list[str], list[Any]]:
+        """The WHERE clauses (on `runs r`) and their arguments."""
+        clauses: list[str] = []
+        args: list[Any] = []
+        for column, value in (("r.kind", self.kind), ("r.status", self.status)):
+            if value:
+                clauses.append(f"{column} = ?")
+                args.append(value)
+        if self.model:
+            clauses.append("instr(r.model_spec, ?) > 0")
+            args.append(self.model)
+        if self.text:
+            clauses.append(
+                "(instr(r.id, ?) > 0 OR instr(r.kind, ?) > 0 OR instr(r.model_spec, ?) > 0"
+                " OR instr(r.params, ?) > 0)"
+            )
+            args += [self.text] * 4
+        if self.since:
+            clauses.append("r.created_at >= ?")
+            args.append(self.since)
+        if self.until:
+            clauses.append("r.created_at < ?")
+            # A bare date means up to the end of that day ("~" sorts after any time's digits).
+            args.append(self.until + ("~" if len(self.until) == 10 else ""))
+        return clauses, args
+
+
+@dataclass(frozen=True)
 class ConditionalRecord:
     """One conditional of a run, as YAML and as the exact text the model saw."""
 
@@ -558,16 +596,29 @@ class Store:
         """A run's rows in one experiment table, by item index, as stored (JSON objects)."""
         return [data for _, data in self.item_data(run_id, table)]
 
-    def item_data(self, run_id: str, table: str) -> list[tuple[int, dict[str, Any]]]:
+    def item_data(
+        self, run_id: str, table: str, *, offset: int = 0, limit: int | None = None
+    ) -> list[tuple[int, dict[str, Any]]]:
         """(row version, row) of each item in one experiment table, by item index: what
-        `experiments.runner.read_rows` reads typed rows from."""
+        `experiments.runner.read_rows` reads typed rows from. `offset`/`limit` page through a
+        large table in SQL (the viewer's pages)."""
         run_id = self.resolve_id(run_id)
         rows = self._q(
             "SELECT row_version, data FROM items WHERE run_id = ? AND table_name = ?"
-            " ORDER BY item_index",
-            (run_id, table),
+            " ORDER BY item_index LIMIT ? OFFSET ?",
+            (run_id, table, -1 if limit is None else limit, offset),
         )
         return [(r[0], json.loads(r[1])) for r in rows]
+
+    def item_tables(self, run_id: str) -> dict[str, int]:
+        """The experiment tables a run has rows in, with how many rows each."""
+        run_id = self.resolve_id(run_id)
+        rows = self._q(
+            "SELECT table_name, COUNT(*) FROM items WHERE run_id = ? GROUP BY table_name"
+            " ORDER BY table_name",
+            (run_id,),
+        )
+        return {r[0]: r[1] for r in rows}
 
     def item_indices(self, run_id: str, table: str) -> set[int]:
         """Item indices already stored in a table; a resume computes only the others."""
@@ -641,12 +692,27 @@ class Store:
 
     def list_runs(self, limit: int | None = 20, kind: str | None = None) -> list[RunRecord]:
         """The most recent runs first (in the order they were created), optionally of one kind."""
-        where, args = ("WHERE r.kind = ?", [kind]) if kind is not None else ("", [])
+        return self.find_runs(RunFilter(kind=kind), limit=limit)[0]
+
+    def find_runs(
+        self, where: RunFilter, *, limit: int | None = 20, offset: int = 0
+    ) -> tuple[list[RunRecord], int]:
+        """One page of the runs matching `where`, most recent first, and how many match in all:
+        filtered and paged in SQL, so a store of many runs lists as fast as a small one. A
+        status filter matches the stored status (a 'running' run whose process is gone reads
+        'interrupted' but is stored 'running')."""
+        clauses, args = where.sql()
+        condition = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        total = self._q(f"SELECT COUNT(*) FROM runs r {condition}", args)[0][0]
         rows = self._q(
-            f"{self._RUN_SELECT} {where} ORDER BY r.rowid DESC LIMIT ?",
-            [*args, -1 if limit is None else limit],
+            f"{self._RUN_SELECT} {condition} ORDER BY r.rowid DESC LIMIT ? OFFSET ?",
+            [*args, -1 if limit is None else limit, offset],
         )
-        return [self._run(r) for r in rows]
+        return [self._run(r) for r in rows], total
+
+    def run_kinds(self) -> list[str]:
+        """The kinds of run this store holds, sorted."""
+        return [r[0] for r in self._q("SELECT DISTINCT kind FROM runs ORDER BY kind")]
 
     def conditionals(self, run_id: str) -> list[ConditionalRecord]:
         """A run's conditionals in index order."""
@@ -662,11 +728,33 @@ class Store:
         """A run's samples ordered by (conditional, index); `Sample.index` is set."""
         return [sample for _, sample in self._sample_rows(run_id, cond_index)]
 
-    def _sample_rows(self, run_id: str, cond_index: int | None) -> Iterator[tuple[int, Sample]]:
+    def sample_page(
+        self, run_id: str, cond_index: int | None = None, *, offset: int = 0, limit: int = 20
+    ) -> list[tuple[int, Sample]]:
+        """One page of a run's (conditional index, sample) pairs, in `samples` order, paged in
+        SQL on the primary key's index: a run of many samples pages as fast as a small one."""
+        return list(self._sample_rows(run_id, cond_index, offset, limit))
+
+    def count_samples(self, run_id: str, cond_index: int | None = None) -> int:
+        """How many samples a run (or one of its conditionals) has stored."""
+        return self._q(
+            "SELECT COUNT(*) FROM samples WHERE run_id = ? AND (? IS NULL OR cond_index = ?)",
+            (self.resolve_id(run_id), cond_index, cond_index),
+        )[0][0]
+
+    def _sample_rows(
+        self, run_id: str, cond_index: int | None, offset: int = 0, limit: int | None = None
+    ) -> Iterator[tuple[int, Sample]]:
         rows = self._q(
             "SELECT * FROM samples WHERE run_id = ? AND (? IS NULL OR cond_index = ?)"
-            " ORDER BY cond_index, sample_index",
-            (self.resolve_id(run_id), cond_index, cond_index),
+            " ORDER BY cond_index, sample_index LIMIT ? OFFSET ?",
+            (
+                self.resolve_id(run_id),
+                cond_index,
+                cond_index,
+                -1 if limit is None else limit,
+                offset,
+            ),
         )
         for r in rows:
             yield (
@@ -703,19 +791,36 @@ class Store:
                 ),
             )
 
-    def check_results(self, run_id: str, cond_index: int | None = None) -> list[CheckResult]:
-        """Stored check results, in the order they were added."""
-        return [result for _, result in self._check_rows(self.resolve_id(run_id), cond_index)]
+    def check_results(
+        self,
+        run_id: str,
+        cond_index: int | None = None,
+        *,
+        samples: Sequence[int | None] | None = None,
+    ) -> list[CheckResult]:
+        """Stored check results, in the order they were added; with `samples`, only those about
+        these sample indices (one page of samples), None standing for the findings about the
+        conditional as a whole."""
+        rows = self._check_rows(self.resolve_id(run_id), cond_index, samples)
+        return [result for _, result in rows]
 
     def _check_rows(
-        self, run_id: str, cond_index: int | None = None
+        self,
+        run_id: str,
+        cond_index: int | None = None,
+        samples: Sequence[int | None] | None = None,
     ) -> list[tuple[int, CheckResult]]:
         from condpred.checks.base import CheckResult
 
+        only = ""
+        indices = [i for i in samples or () if i is not None]
+        if samples is not None:
+            whole = " OR sample_index IS NULL" if None in samples else ""
+            only = f" AND (sample_index IN ({','.join('?' * len(indices))}){whole})"
         rows = self._q(
             "SELECT * FROM check_results WHERE run_id = ? AND (? IS NULL OR cond_index = ?)"
-            " ORDER BY rowid",
-            (run_id, cond_index, cond_index),
+            f"{only} ORDER BY rowid",
+            (run_id, cond_index, cond_index, *indices),
         )
         return [
             (r["cond_index"], CheckResult(
