@@ -58,6 +58,9 @@ def test_the_five_minute_section_runs_as_written(newcomer):
     for argv in commands(readme_block("## Five minutes with the command line", "bash")):
         assert argv[0] == "condpred", argv
         started = time.perf_counter()
+        if argv[1] == "serve":  # runs until stopped: open the address it prints, then stop it
+            visit_the_viewer(argv, work, env)
+            continue
         done = subprocess.run(
             [sys.executable, "-m", "condpred", *argv[1:]],
             cwd=work,
@@ -84,6 +87,40 @@ def test_the_five_minute_section_runs_as_written(newcomer):
         print(f"{seconds:7.1f} s  {command}")
     print(f"{sum(s for _, s in timings):7.1f} s  in all")
     assert (work / "run.parquet").stat().st_size > 0 and (work / "run.html").stat().st_size > 0
+
+
+def visit_the_viewer(argv: list[str], work: Path, env: dict[str, str]) -> None:
+    """Start `condpred serve ...` as the README does, on a free port; its printed address must
+    answer with the runs list."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "condpred", *argv[1:], "--port", str(port)],
+        cwd=work,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        line = server.stdout.readline()
+        address = re.search(r"http://\S+/", line)
+        assert address, f"serve printed no address: {line!r}"
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(address[0], timeout=5) as page:
+                    assert page.status == 200 and b"forecast" in page.read()
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError(f"nothing answered at {address[0]}")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
 
 
 @pytest.mark.slow

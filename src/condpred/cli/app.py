@@ -134,6 +134,7 @@ def stored(store: Store, run_id: str | None, written: Path | None = None) -> Non
         return
     out.print(f"stored as run {run_id} in {store.path}", soft_wrap=True)
     out.print(
-        f"next: condpred report {run_id}   (an HTML page)   ·   condpred runs show {run_id}",
+        f"next: condpred report {run_id}   (an HTML page)   ·   condpred runs show {run_id}"
+        "   ·   condpred serve   (browse every run)",
         soft_wrap=True,
     )
