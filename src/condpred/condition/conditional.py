@@ -170,7 +170,7 @@ class Conditional(BaseModel):
     @classmethod
     def from_yaml(cls, text: str, source: str = "<yaml>") -> Conditional:
         """Parse YAML text (the inverse of `to_yaml`); the camera is not checked."""
-        return conditional_from_dict(_parse_yaml(text, source), source=source)
+        return conditional_from_dict(parse_yaml(text, source), source=source)
 
 
 def load_conditional(path: str | Path, cameras_dir: str | Path | None = None) -> Conditional:
@@ -180,7 +180,7 @@ def load_conditional(path: str | Path, cameras_dir: str | Path | None = None) ->
     is loaded.
     """
     source = str(path)
-    data = _parse_yaml(_read(Path(path)), source)
+    data = parse_yaml(read_yaml_text(Path(path)), source)
     conditional = conditional_from_dict(
         data, source=source, cameras_dir=cameras_dir, check_cameras=True
     )
@@ -205,7 +205,7 @@ def conditional_from_dict(
             fix="Write the conditional as 'field: value' lines; fields: "
             + ", ".join(_fields(Conditional)),
         )
-    _check_size(data, source)
+    check_size(data, source)
     _refuse_nul(data, source)  # the rule YAML files follow, for data from anywhere
     context = {"cameras_dir": cameras_dir} if check_cameras else None
     try:
@@ -301,7 +301,7 @@ def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _represent_str)
 
 
-def _read(path: Path, what: str = "a YAML conditional") -> str:
+def read_yaml_text(path: Path, what: str = "a YAML conditional") -> str:
     fix = "Pass the path of a YAML conditional, e.g. examples/alignment-paper-2031.yaml"
     if what != "a YAML conditional":
         fix = f"Pass the path of {what}"
@@ -311,7 +311,7 @@ def _read(path: Path, what: str = "a YAML conditional") -> str:
 EMPTY_FIX = "Give at least a title or a prefix, e.g. 'title: ...' (see examples/)"
 
 
-def _parse_yaml(text: str, source: str, empty_fix: str = EMPTY_FIX) -> Any:
+def parse_yaml(text: str, source: str, empty_fix: str = EMPTY_FIX) -> Any:
     try:
         data = yaml.load(text, Loader=_Loader)  # safe: _Loader is a SafeLoader
     except yaml.MarkedYAMLError as exc:
@@ -356,11 +356,11 @@ def _refuse_nul(data: Any, source: str) -> None:
             raise InputError(
                 "holds a NUL character (\\0)",
                 source=source,
-                field=_path(loc) or None,
+                field=error_path(loc) or None,
                 fix="Remove the \\0 or \\x00 escape from the text",
             )
         if len(loc) > MAX_DEPTH:
-            continue  # too deep (or a cycle): _check_size reports it
+            continue  # too deep (or a cycle): check_size reports it
         if isinstance(value, dict):
             for key, item in value.items():
                 stack.append((key, loc))
@@ -392,20 +392,26 @@ def _input_error(exc: ValidationError, source: str) -> InputError:
     if len(errors) == 1:
         error = errors[0]
         return InputError(
-            _describe(error), source=source, field=_path(error["loc"]) or None, fix=_fix(error)
+            describe_error(error),
+            source=source,
+            field=error_path(error["loc"]) or None,
+            fix=fix_for_error(error),
         )
-    lines = [f"  - {_where(e)}: {_describe(e)}. {_fix(e)}".rstrip(". ") + "." for e in errors[:20]]
+    lines = [
+        f"  - {_where(e)}: {describe_error(e)}. {fix_for_error(e)}".rstrip(". ") + "."
+        for e in errors[:20]
+    ]
     if len(errors) > 20:
         lines.append(f"  - ... and {len(errors) - 20} more")
     return InputError(f"{len(errors)} problems:\n" + "\n".join(lines), source=source)
 
 
 def _where(error: dict[str, Any]) -> str:
-    path = _path(error["loc"])
+    path = error_path(error["loc"])
     return f"field '{path}'" if path else "top level"
 
 
-def _describe(error: dict[str, Any]) -> str:
+def describe_error(error: dict[str, Any]) -> str:
     kind, value = error["type"], _short(error.get("input"))
     if kind == "extra_forbidden":
         return "is not a known field"
@@ -421,7 +427,7 @@ def _describe(error: dict[str, Any]) -> str:
     return f"{message} (got {value})"
 
 
-def _fix(error: dict[str, Any]) -> str:
+def fix_for_error(error: dict[str, Any]) -> str:
     own_fix = getattr(error.get("ctx", {}).get("error"), "fix", None)
     if own_fix:
         return own_fix
@@ -442,7 +448,7 @@ def _fix(error: dict[str, Any]) -> str:
     return fix
 
 
-def _path(loc: tuple[Any, ...]) -> str:
+def error_path(loc: tuple[Any, ...]) -> str:
     """('authors', 0, 'kind') -> 'authors[0].kind', the way a user finds it in the file."""
     text = ""
     for part in loc:
@@ -473,7 +479,7 @@ def _type_name(value: Any) -> str:
     return names.get(type(value), f"a value of type {type(value).__name__}")
 
 
-def _check_size(data: Any, source: str) -> None:
+def check_size(data: Any, source: str) -> None:
     """Refuse data that expands too much (YAML aliases) or nests too deep (or in a cycle)."""
     count, stack = 0, [(data, 0)]
     while stack:

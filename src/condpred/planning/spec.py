@@ -29,14 +29,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, mo
 
 from condpred.condition import Conditional
 from condpred.condition.conditional import (
-    _check_size,
-    _describe,
-    _parse_yaml,
-    _path,
-    _read,
+    check_size,
     conditional_from_dict,
+    describe_error,
+    error_path,
+    fix_for_error,
+    parse_yaml,
+    read_yaml_text,
 )
-from condpred.condition.conditional import _fix as _conditional_fix
 from condpred.elicit.outcomes import validate_exclusive, validate_outcomes, validate_phrasings
 from condpred.errors import InputError
 
@@ -121,7 +121,7 @@ class PlanSet(BaseModel):
 def load_plan_set(path: str | Path) -> PlanSet:
     """Read and validate a plan set; every problem is an InputError naming the file and field."""
     source = str(path)
-    data = _parse_yaml(_read(Path(path), "a YAML plan set"), source, empty_fix=FIX)
+    data = parse_yaml(read_yaml_text(Path(path), "a YAML plan set"), source, empty_fix=FIX)
     return plan_set_from_dict(data, source, check_cameras=True)
 
 
@@ -137,7 +137,7 @@ def plan_set_from_dict(
             source=source,
             fix=FIX,
         )
-    _check_size(data, source)  # YAML aliases can expand a small file into gigabytes
+    check_size(data, source)  # YAML aliases can expand a small file into gigabytes
     problems: list[tuple[str, str, str]] = []  # (field path, what is wrong, fix)
     situation = data.get("situation")
     if isinstance(situation, dict):
@@ -147,8 +147,8 @@ def plan_set_from_dict(
             )
         except ValidationError as exc:
             for error in exc.errors(include_url=False):
-                field = _path(("situation", *error["loc"]))
-                problems.append((field, _describe(error), _conditional_fix(error)))
+                field = error_path(("situation", *error["loc"]))
+                problems.append((field, describe_error(error), fix_for_error(error)))
     try:
         plan_set = PlanSet.model_validate(data)
     except ValidationError as exc:
@@ -157,7 +157,7 @@ def plan_set_from_dict(
             if problems and loc and loc[0] == "situation":
                 continue  # already listed, field by field
             key = str(loc[0]) if loc else ""
-            problems.append((_path(loc), _describe(error), FIXES.get(key, FIX)))
+            problems.append((error_path(loc), describe_error(error), FIXES.get(key, FIX)))
     if not problems:
         return plan_set
     if len(problems) == 1:
