@@ -6,7 +6,6 @@ input, the stored and resumed run, the CLI's `--out` contract and the report sec
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 
@@ -20,26 +19,17 @@ from condpred.experiments.gap.data import load_conditionals, load_prompts
 from condpred.experiments.gap.measure import compare, table_row
 from condpred.experiments.runner import read_rows, resume
 from condpred.model.hf import HFModel
+from tests import planted_gap
+from tests.planted_gap import (
+    SIZES,
+    SOFT,
+    WORDS,
+    loader,
+    prefixed,
+    write_conditionals,
+    write_prompts,
+)
 from tests.test_cli import run_cli
-
-HIDDEN = " Transcript of the policy meeting."
-WORDS = [
-    "alignment paper", "global moratorium", "treaty ratified", "policy meeting",
-    "predictive models", "Question: Will", "Abstract. We", "The team", "Members agreed",
-    "frontier AI", "Chair: Let us", "observations and",
-]  # fmt: skip
-SMALL = dict(samples=2, max_tokens=12)
-
-
-class Prefixed(HFModel):
-    """The base model under a hidden prefix, literally: every context gets the hidden tokens
-    after its start-of-document tokens. A planted tuned model that is a conditional of B."""
-
-    hidden: tuple[int, ...] = ()
-
-    def context_ids(self, context: str) -> tuple[int, ...]:
-        ids = super().context_ids(context)
-        return ids[: len(self.start_ids)] + self.hidden + ids[len(self.start_ids) :]
 
 
 @pytest.fixture(scope="module")
@@ -49,43 +39,19 @@ def base(tiny_model_dir) -> HFModel:
 
 @pytest.fixture(scope="module")
 def planted(base) -> HFModel:
-    model = Prefixed(base.model, base.tokenizer, "planted")
-    model.hidden = tuple(base.encode(HIDDEN))
-    return model
+    return prefixed(base)
 
 
 @pytest.fixture(scope="module")
 def skilled(base) -> HFModel:
-    """A copy of B trained briefly on a deterministic mapping (each token followed by
-    7 x token + 3 mod vocabulary): a skill no prefix gives B."""
-    module = copy.deepcopy(base.model).train()
-    vocab = base.model.config.vocab_size
-    generator = torch.Generator().manual_seed(0)
-    optimiser = torch.optim.Adam(module.parameters(), lr=1e-2)
-    for _ in range(60):
-        seq = [torch.randint(3, vocab, (16, 1), generator=generator)]
-        for _ in range(7):
-            seq.append((seq[-1] * 7 + 3) % vocab)
-        ids = torch.cat(seq, 1)
-        loss = module(input_ids=ids, labels=ids).loss
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-    assert float(loss.detach()) < 0.5  # it did learn the mapping
-    return HFModel(module.eval(), base.tokenizer, "skilled")
+    model, loss = planted_gap.skilled(base)
+    assert loss < 0.5  # it did learn the mapping
+    return model
 
 
 @pytest.fixture
 def prompts(tmp_path):
-    path = tmp_path / "prompts.jsonl"
-    lines = [json.dumps({"prompt": w, "category": "ab"[i % 2]}) for i, w in enumerate(WORDS)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def loader(*models: HFModel):
-    by_spec = {m.spec: m for m in models}
-    return by_spec.__getitem__
+    return write_prompts(tmp_path / "prompts.jsonl")
 
 
 def row(summary: dict, name: str) -> dict:
@@ -110,7 +76,7 @@ def test_kl_and_rank_match_their_definitions():
 
 
 def test_identical_models_give_kl_exactly_zero(base, prompts):
-    result = run_gap("base", "base", str(prompts), soft_prompt=0, load=loader(base), **SMALL)
+    result = run_gap("base", "base", str(prompts), soft_prompt=0, load=loader(base), **SIZES)
     none = row(result.summary, "none")
     assert none["kl_per_token"] == 0.0 and none["shifted_ratio"] == 0.0 and none["tokens"] > 50
     assert none["fraction_closed"] is None  # nothing to close
@@ -118,20 +84,15 @@ def test_identical_models_give_kl_exactly_zero(base, prompts):
 
 
 def test_a_planted_conditional_is_recovered_by_the_soft_prompt(base, planted, prompts, tmp_path):
-    conditionals = tmp_path / "c.yaml"
-    conditionals.write_text(
-        f'- name: true-prefix\n  template: "{HIDDEN}{{prompt}}\\n"\n'
-        '- name: wrong-prefix\n  template: "Wow! 0123456789 {prompt}\\n"\n'
-    )
+    conditionals = write_conditionals(tmp_path / "c.yaml")
     result = run_gap(
         "base",
         "planted",
         str(prompts),
         conditionals=str(conditionals),
-        soft_prompt=8,
-        soft_steps=40,
+        **SOFT,
         load=loader(base, planted),
-        **SMALL,
+        **SIZES,
     )
     s = result.summary
     assert row(s, "none")["kl_per_token"] > 0.05
@@ -147,10 +108,9 @@ def test_a_learned_skill_is_not_recovered_by_the_soft_prompt(base, skilled, prom
         "base",
         "skilled",
         str(prompts),
-        soft_prompt=8,
-        soft_steps=40,
+        **SOFT,
         load=loader(base, skilled),
-        **SMALL,
+        **SIZES,
     )
     none, soft = row(result.summary, "none"), row(result.summary, "soft-prompt")
     assert none["kl_per_token"] > 1.0 and none["shifted_ratio"] > 0.5
