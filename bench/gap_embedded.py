@@ -40,14 +40,12 @@ WORK = cache_root() / "gap"
 TUNED = WORK / "gemma-3-270m-gsm8k-sft"
 SEED = 0
 SFT = {"examples": 96, "max_tokens": 144, "accumulate": 4, "lr": 3e-4, "layers": 2}
-HELD_OUT = range(1000, 1012)  # GSM8K questions the fine-tune never saw (it trains on 0..95)
+HELD_OUT = range(1000, 1010)  # GSM8K questions the fine-tune never saw (it trains on 0..95)
 GENERAL = [
     "Name three rivers in Europe.",
     "Write a short poem about the sea.",
     "What is the capital of Australia?",
     "Explain what a prime number is.",
-    "Give me a tip for sleeping better.",
-    "Translate 'good morning' into French.",
     "Why is the sky blue?",
     "Suggest a name for a pet turtle.",
 ]
@@ -156,8 +154,8 @@ def measure(db: Path, out: Path) -> None:
                 conditionals=str(CONDITIONALS),
                 soft_prompt=8,
                 samples=2,
-                max_tokens=48,
-                soft_steps=30,
+                max_tokens=40,
+                soft_steps=24,
                 seed=SEED,
                 store=store,
                 load=loader,

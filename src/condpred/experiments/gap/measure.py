@@ -11,12 +11,14 @@ model's top-1, *marginal* at base rank 2-3 and *shifted* at rank > 3.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from condpred.stats import bootstrap_ci
+
+if TYPE_CHECKING:  # torch loads with a model, not with the CLI
+    import torch
 
 SHIFTED_ABOVE = 3  # URIAL: a base rank > 3 is a shifted token
 LEVEL = 0.95

@@ -15,13 +15,11 @@ import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
-
-import torch
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from condpred.condition import Conditional
 from condpred.errors import InputError
-from condpred.experiments.gap import measure, softprompt
+from condpred.experiments.gap import measure
 from condpred.experiments.gap.data import (
     BARE,
     Prompt,
@@ -44,6 +42,9 @@ from condpred.experiments.runner import (
 from condpred.model.base import PredictiveModel, SamplingParams
 from condpred.model.registry import load_model
 from condpred.store import Store
+
+if TYPE_CHECKING:  # torch loads with a model, not with the CLI
+    import torch
 
 KIND = "gap"
 SOFT = "soft-prompt"
@@ -198,6 +199,10 @@ def _execute(
     store: Store | None,
     seed: int,
 ) -> GapResult:
+    import torch
+
+    from condpred.experiments.gap import softprompt
+
     base, tuned = models
     s = params["sampling"]
     held_out = set(params["held_out"])
