@@ -227,3 +227,14 @@ def test_the_command_writes_the_out_contract_and_the_report_draws_it(
     assert "KL by position" in html and "best-of-search" in html and "Soft prompt" in html
     code, _, stderr = run_cli(capsys, "gap", "--base", str(tiny_model_dir))
     assert code == 2 and "--tuned, --prompts" in stderr
+
+
+def test_full_rows_agree_with_the_scoring_path(base):
+    """`logprob_rows` is the scoring path's distribution, whole: its entries at the continuation
+    tokens are `score`'s token log-probabilities, and each row sums to 1."""
+    context, continuation = "The alignment paper", " was published in 2031"
+    ids = base.encode(continuation)
+    rows = base.logprob_rows(base.context_ids(context), ids)
+    chosen = rows.gather(-1, torch.tensor(ids).unsqueeze(-1)).squeeze(-1).tolist()
+    assert chosen == pytest.approx(base.score(context, [continuation])[0].token_logprobs, abs=1e-4)
+    assert rows.exp().sum(-1).tolist() == pytest.approx([1.0] * len(ids), abs=1e-5)
