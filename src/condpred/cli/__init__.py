@@ -15,6 +15,7 @@ from condpred.cli import (
     core,  # noqa: F401  (registers the commands)
     evals,  # noqa: F401
     forecast,  # noqa: F401
+    gap,  # noqa: F401
     passk,  # noqa: F401
     plan,  # noqa: F401
     report,  # noqa: F401

@@ -369,6 +369,38 @@ class HFModel(BatchedScoring):
             for v, i in zip(values.tolist(), indices.tolist(), strict=True)
         ]
 
+    # --- full distributions -------------------------------------------------------------------
+
+    def logprob_rows(
+        self,
+        context_ids: Sequence[int],
+        continuation_ids: Sequence[int],
+        virtual: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The whole next-token distribution (log-softmax, float32, `[len(continuation), vocab]`)
+        before each continuation token: what an exact KL between two models needs, where `score`
+        gives only the chosen token's log-probability. `virtual` (`[n, hidden]`) are embeddings
+        put after the context's start-of-document tokens, before its text: a soft prompt. With a
+        `virtual` that requires grad the rows carry gradients to it (the model's own weights are
+        only read), so training a soft prompt and measuring one take the same path."""
+        virtual_tokens = 0 if virtual is None else virtual.shape[0]
+        self._check_length(len(context_ids) + len(continuation_ids) + virtual_tokens)
+        if not continuation_ids:
+            return torch.empty(0, self.model.config.vocab_size)
+        ids = torch.tensor([[*context_ids, *continuation_ids]], device=self.device)
+        tracking = virtual is not None and virtual.requires_grad
+        with torch.set_grad_enabled(tracking):
+            embeds = self.model.get_input_embeddings()(ids)
+            if virtual is not None:
+                starts = tuple(context_ids[: len(self.start_ids)]) == self.start_ids
+                start = len(self.start_ids) if starts else 0
+                embeds = torch.cat(
+                    [embeds[:, :start], virtual.to(embeds)[None], embeds[:, start:]], 1
+                )
+            keep = len(continuation_ids) + 1  # logits at i predict token i + 1: drop the last
+            logits = self.model(inputs_embeds=embeds, logits_to_keep=keep).logits[0, :-1]
+            return logits.float().log_softmax(-1)
+
     # --- sample -------------------------------------------------------------------------------
 
     def sample(self, context: str, n: int, params: SamplingParams, start: int = 0) -> list[Sample]:
