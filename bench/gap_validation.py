@@ -17,6 +17,7 @@ from pathlib import Path
 from tests.planted_gap import (
     SIZES,
     SOFT,
+    WORDS,
     loader,
     prefixed,
     skilled,
@@ -42,7 +43,9 @@ def main(out: Path) -> None:
     with tempfile.TemporaryDirectory() as folder:
         tmp = Path(folder)
         base = HFModel.from_pretrained(build_tiny_gemma(tmp / "tiny"), spec="base", device="cpu")
-        prompts = str(write_prompts(tmp / "prompts.jsonl"))
+        # 24 prompts, 12 held out: enough for intervals (condpred.stats.MIN_CI_N is 10)
+        words = WORDS + [f"{w} today" for w in WORDS]
+        prompts = str(write_prompts(tmp / "prompts.jsonl", words))
         skill, skill_loss = skilled(base)
         cases = {
             "identical": dict(tuned="base", soft_prompt=0, models=[base]),
@@ -67,7 +70,8 @@ def main(out: Path) -> None:
             }
             print(name, json.dumps(results[name]["rows"]), flush=True)
     results["learned skill"]["skill_training_loss"] = skill_loss
-    out.write_text(json.dumps({"sizes": SIZES, "soft": SOFT, "cases": results}, indent=1))
+    record = {"sizes": SIZES, "soft": SOFT, "prompts": len(words), "cases": results}
+    out.write_text(json.dumps(record, indent=1))
 
 
 if __name__ == "__main__":

@@ -59,8 +59,8 @@ def skilled(base: HFModel) -> tuple[HFModel, float]:
     return HFModel(module.eval(), base.tokenizer, "skilled"), float(loss.detach())
 
 
-def write_prompts(path: Path) -> Path:
-    lines = [json.dumps({"prompt": w, "category": "ab"[i % 2]}) for i, w in enumerate(WORDS)]
+def write_prompts(path: Path, words: list[str] = WORDS) -> Path:
+    lines = [json.dumps({"prompt": w, "category": "ab"[i % 2]}) for i, w in enumerate(words)]
     path.write_text("\n".join(lines) + "\n")
     return path
 

@@ -68,11 +68,12 @@ def test_kl_and_rank_match_their_definitions():
     exact = sum(a * math.log(a / b) for a, b in zip(p[0].tolist(), q[0].tolist(), strict=True))
     assert kl[0] == pytest.approx(exact, rel=1e-5) and kl[1] == 0.0
     assert ranks == [3, 1]  # tuned top token: base's third, then base's first
-    totals = [{"kl": 2.0, "tokens": 4.0, "unshifted": 2, "marginal": 1, "shifted": 1}] * 3
-    bare = [{"kl": 8.0, "tokens": 4.0, "unshifted": 0, "marginal": 0, "shifted": 4}] * 3
+    totals = [{"kl": 2.0, "tokens": 4.0, "unshifted": 2, "marginal": 1, "shifted": 1}] * 12
+    bare = [{"kl": 8.0, "tokens": 4.0, "unshifted": 0, "marginal": 0, "shifted": 4}] * 12
     r = table_row("c", totals, bare, seed=0)
     assert r["kl_per_token"] == 0.5 and r["fraction_closed"] == 0.75
     assert r["shifted_ratio"] == 0.25 and r["ci"] == [0.5, 0.5]
+    assert table_row("c", totals[:3], bare[:3], seed=0)["ci"] is None  # 3 prompts: no interval
 
 
 def test_identical_models_give_kl_exactly_zero(base, prompts):

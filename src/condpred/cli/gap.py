@@ -11,9 +11,10 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from condpred.cli.app import DbOpt, JsonOpt, app, load_model_with_bar, out
+from condpred.cli.app import DbOpt, JsonOpt, app, load_model_with_bar, out, stored
 from condpred.errors import InputError
 from condpred.experiments.gap import resume_gap, run_gap
+from condpred.stats import format_ci
 from condpred.store import Store
 from condpred.validate import check_output_path
 
@@ -94,7 +95,7 @@ def gap_cmd(
         out.print_json(json.dumps(summary))
         return
     _print(summary)
-    out.print(f"stored as run {result.run_id}" + (f"; wrote {output}" if output else ""))
+    stored(store, result.run_id, output)
 
 
 def _print(summary: dict[str, Any]) -> None:
@@ -108,14 +109,10 @@ def _print(summary: dict[str, Any]) -> None:
         table.add_row(
             escape(name),
             f"{r['kl_per_token']:.4f}",
-            _ci(r["ci"]),
+            format_ci(r["ci"], r["prompts"]),
             "-" if r["fraction_closed"] is None else f"{r['fraction_closed']:.3f}",
-            _ci(r["fraction_closed_ci"]),
+            format_ci(r["fraction_closed_ci"], r["prompts"]),
             f"{r['shifted_ratio']:.3f}",
             str(r["prompts"]),
         )
     out.print(table)
-
-
-def _ci(ci: list[float | None]) -> str:
-    return "-" if None in ci else f"[{ci[0]:.3f}, {ci[1]:.3f}]"

@@ -12,6 +12,7 @@ from condpred.experiments.gap.measure import SHIFTED_ABOVE
 from condpred.experiments.gap.run import trained_info
 from condpred.experiments.runner import read_rows
 from condpred.report.sections import SECTIONS, Block, layout, pre, table
+from condpred.stats import format_ci
 from condpred.store import RunRecord, Store
 
 SHOWN_RESPONSES = 4
@@ -95,9 +96,9 @@ def _table(rows: list[dict]) -> Markup:
             (
                 r["conditional"] + (f" ({r['chosen']})" if "chosen" in r else ""),
                 r["kl_per_token"],
-                _ci(r["ci"]),
+                format_ci(r["ci"], r["prompts"]),
                 r["fraction_closed"],
-                _ci(r["fraction_closed_ci"]),
+                format_ci(r["fraction_closed_ci"], r["prompts"]),
                 r["shifted_ratio"],
                 r["prompts"],
             )
@@ -126,7 +127,3 @@ def _highlighted(tokens: list[str], ranks: list[int]) -> Markup:
             else text
         )
     return Markup("<pre>") + Markup("").join(parts) + Markup("</pre>")
-
-
-def _ci(ci: list[float | None]) -> str:
-    return "-" if None in ci else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
