@@ -17,6 +17,7 @@ from condpred.cli import (
     forecast,  # noqa: F401
     passk,  # noqa: F401
     plan,  # noqa: F401
+    reason,  # noqa: F401
     report,  # noqa: F401
 )
 from condpred.cli.app import app, err

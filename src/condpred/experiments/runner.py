@@ -81,6 +81,7 @@ EXPERIMENTS: Registry[Kind] = Registry(
         "condpred.evals.agentic",
         "condpred.evals.zero_one",
         "condpred.experiments.passk.run",
+        "condpred.experiments.reason.run",
     ),
 )
 
