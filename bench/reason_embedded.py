@@ -11,7 +11,11 @@ the same problems, each a stored run resumed where it stopped when the script is
 The direct answer under the same camera comes with every reason row. Accuracy and paired
 differences with 95% bootstrap intervals over problems; the load average and tokens/s recorded.
 
-    nice -n 10 timeout -s INT 3000 python bench/reason_embedded.py DB OUT.json [N]
+    nice -n 10 timeout -s INT 2400 python bench/reason_embedded.py "reason, gate" FOLDER  # each arm
+    python bench/reason_embedded.py summary bench/results/reason_gsm8k_embedded.json FOLDER
+
+Each arm is its own process and store (FOLDER/ARM.db), so the arms run side by side; run an arm
+again to resume it. Problems are paired by id across arms (those every arm reached).
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ import json
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -43,72 +46,61 @@ def _load(spec: str):
     return load_model(spec, device="cpu")
 
 
-def _arm(store: Store, state: dict, name: str, start) -> str:
-    """The arm's run: resumed when the state file names an unfinished one, else started."""
-    run_id = state.get(name)
-    if run_id is None:
-        try:
-            run_id = start()
-        except KeyboardInterrupt:
-            state[name] = store.list_runs(limit=1)[0].id
-            raise
-    elif store.get_run(run_id).status != "done":
-        resume(run_id, store, _load)
-    state[name] = run_id
-    return run_id
+ARMS = {
+    "reason, no gate": (False, ["arithmetic"]),
+    "reason, gate": (True, ["ai_author", "surprisal", "arithmetic"]),
+    "tuned CoT": None,
+}
 
 
-def main(db: Path, out: Path, n: int) -> None:
+def run_arm(arm: str, db: Path, n: int) -> None:
+    """One arm in its own store (arms run as parallel processes: SQLite has one writer), resumed
+    when the store already holds its run."""
     signal.signal(signal.SIGINT, signal.default_int_handler)  # `timeout -s INT` stops us
-    state_file = db.with_suffix(".arms.json")
-    state = json.loads(state_file.read_text()) if state_file.exists() else {}
-    started, load_start = time.time(), os.getloadavg()
-    gemma = None
     with Store(db) as store:
+        runs = store.list_runs(limit=1)
         try:
-            for name, gate, checks in (
-                ("reason, no gate", False, ["arithmetic"]),
-                ("reason, gate", True, ["ai_author", "surprisal", "arithmetic"]),
-            ):
-                if name not in state:
-                    gemma = gemma or _load("default")
-
-                def start(gate=gate, checks=checks, model=gemma):
-                    return run_reason(
-                        DOCUMENT, model, data=DATA, limit=n, use_gate=gate, checks=checks,
-                        store=store, **REASON,
-                    ).run_id  # fmt: skip
-
-                _arm(store, state, name, start)
-                state_file.write_text(json.dumps(state))
-            _arm(
-                store,
-                state,
-                "tuned CoT",
-                lambda: run_passk(
+            if runs:
+                resume(runs[0].id, store, _load)
+            elif ARMS[arm] is None:
+                run_passk(
                     str(DATA), [TUNED], n=1, limit=n, prompt_style="chat", temperature=0.0,
                     top_p=1.0, max_tokens=160, store=store, load=_load,
-                ).run_id,
-            )  # fmt: skip
+                )  # fmt: skip
+            else:
+                gate, checks = ARMS[arm]
+                run_reason(
+                    DOCUMENT, _load("default"), data=DATA, limit=n, use_gate=gate,
+                    checks=checks, store=store, **REASON,
+                )  # fmt: skip
         except KeyboardInterrupt:
-            print("stopped by its time limit; run it again to go on")
-        state_file.write_text(json.dumps(state))
-        report = summary(store, state)
+            print(f"{arm}: stopped by its time limit; run it again to go on")
+
+
+def main(out: Path, stores: dict[str, Path]) -> None:
+    """The summary of the arms' stores, with the load average now."""
+    state = {}
+    opened = {arm: Store(path) for arm, path in stores.items() if path.exists()}
+    for arm, store in opened.items():
+        runs = store.list_runs(limit=1)
+        if runs:
+            state[arm] = (store, runs[0].id)
+    report = summary(state)
+    for store in opened.values():
+        store.close()
     report.update(
-        wall_s=time.time() - started,
-        load_average_at_start=load_start,
-        load_average_at_end=os.getloadavg(),
-        settings={"problems": n, **REASON, "document": str(DOCUMENT.relative_to(ROOT))},
+        load_average=os.getloadavg(),
+        settings={"n_requested": N, **REASON, "document": str(DOCUMENT.relative_to(ROOT))},
     )
     out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report["accuracy"], indent=2))
 
 
-def summary(store: Store, state: dict) -> dict:
+def summary(state: dict[str, tuple[Store, str]]) -> dict:
     """Per arm: problems, correct, tokens/s; per problem id: who was right; paired CIs."""
     correct: dict[str, dict[str, bool]] = {}
     arms = {}
-    for name, run_id in state.items():
+    for name, (store, run_id) in state.items():
         run = store.get_run(run_id)
         if run.kind == "reason":
             rows = read_rows(store, run_id, ReasonRow)
@@ -175,5 +167,15 @@ def _counts(values) -> dict[str, int]:
     return tally
 
 
+N = 15
+
+
+def _stores(folder: Path) -> dict[str, Path]:
+    return {arm: folder / f"{arm.replace(', ', '-').replace(' ', '-')}.db" for arm in ARMS}
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 15)
+    if sys.argv[1] == "summary":  # summary OUT.json FOLDER
+        main(Path(sys.argv[2]), _stores(Path(sys.argv[3])))
+    else:  # ARM FOLDER: one arm, resumed if its store has its run
+        run_arm(sys.argv[1], _stores(Path(sys.argv[2]))[sys.argv[1]], N)

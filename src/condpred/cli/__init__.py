@@ -12,7 +12,8 @@ import sys
 from rich.markup import escape
 
 from condpred.cli import (
-    core,  # noqa: F401  (registers the commands)
+    chat,  # noqa: F401  (registers the commands)
+    core,  # noqa: F401
     evals,  # noqa: F401
     forecast,  # noqa: F401
     passk,  # noqa: F401

@@ -82,6 +82,7 @@ EXPERIMENTS: Registry[Kind] = Registry(
         "condpred.evals.zero_one",
         "condpred.experiments.passk.run",
         "condpred.experiments.reason.run",
+        "condpred.experiments.assistant.run",
     ),
 )
 

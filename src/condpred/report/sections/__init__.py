@@ -30,6 +30,7 @@ SECTIONS: Registry[Callable[[Store, RunRecord], list[Block]]] = Registry(
         f"condpred.report.sections.{name}"
         for name in (
             "agentic",
+            "assistant",
             "forecast",
             "passk",
             "plan",
