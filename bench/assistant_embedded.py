@@ -18,6 +18,7 @@ from pathlib import Path
 
 from condpred import Store
 from condpred.experiments.assistant import AssistantRow, run_assistant, summarise
+from condpred.experiments.assistant.run import measure
 from condpred.experiments.runner import read_rows, resume
 from condpred.model.registry import load_model
 
@@ -41,7 +42,7 @@ def main(db: Path, out: Path, summary_only: bool = False) -> None:
         except KeyboardInterrupt:
             print("stopped by its time limit; run it again to go on")
         run = store.list_runs(limit=1)[0]
-        rows = read_rows(store, run.id, AssistantRow)
+        rows = [_remeasured(r) for r in read_rows(store, run.id, AssistantRow)]
     report = {
         "run_id": run.id,
         "status": run.status,
@@ -55,6 +56,19 @@ def main(db: Path, out: Path, summary_only: bool = False) -> None:
     }
     out.write_text(json.dumps(report, indent=2))
     print(json.dumps(report["summary"], indent=2))
+
+
+def _remeasured(row: AssistantRow) -> AssistantRow:
+    """The row measured by the measures as they are now (the drafts are what was sampled)."""
+    m = measure(row.human_draft, row.reply)
+    return row.model_copy(
+        update={
+            "impersonation_draft": [h["match"] for h in m["impersonation_draft"]],
+            "impersonation_reply": [h["match"] for h in m["impersonation_reply"]],
+            "states_ai": m["states_ai"],
+            "content_recall": m["content_recall"],
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def test_content_recall_and_the_disclosure_on_known_answers():
     assert content_recall(draft, "The sky is blue because of Rayleigh scattering.") == 0.0
     assert content_recall("it is what it is", "anything") is None  # stop words only
     kept = content_recall(draft, f"{DISCLOSURE} drink 2 litres of water a day and rest.")
-    assert kept == pytest.approx(6 / 9)  # of drink 2 litres water day rest doctor 3 days
+    assert kept == pytest.approx(6 / 10)  # of drink 2 litres water day rest see doctor 3 days
     assert states_ai("I'm an AI assistant, not a person, but rest.") is True
     assert states_ai("As a doctor, I suggest rest.") is False
 
