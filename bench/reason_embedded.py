@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from condpred import Store
-from condpred.experiments.passk import PassKRow, run_passk
+from condpred.experiments.passk import PassKRow, Verifier, run_passk
 from condpred.experiments.reason import ReasonRow, run_reason
 from condpred.experiments.runner import read_rows, resume
 from condpred.model.registry import load_model
@@ -105,6 +105,8 @@ def summary(state: dict[str, tuple[Store, str]]) -> dict:
         if run.kind == "reason":
             rows = read_rows(store, run_id, ReasonRow)
             correct[name] = {r.id: r.verdict == "correct" for r in rows}
+            rescored = _rescored(store, run_id, rows)
+            correct[f"{name} (rescored)"] = {i: v == "correct" for i, (_, v) in rescored.items()}
             correct.setdefault(
                 "direct, same camera", {r.id: r.direct_verdict == "correct" for r in rows}
             )
@@ -114,6 +116,8 @@ def summary(state: dict[str, tuple[Store, str]]) -> dict:
                 "verdicts": _counts(r.verdict for r in rows),
                 "direct_verdicts": _counts(r.direct_verdict for r in rows),
                 "answers": [[r.id, r.answer, r.direct_answer, r.gold] for r in rows],
+                "rescored_answers": {i: a for i, (a, _) in rescored.items()},
+                "empty_steps": sum(not s.text.strip() for r in rows for s in r.steps),
                 "steps_kept": sum(len(r.steps) for r in rows),
                 "steps_rejected": sum(r.gate_stops for r in rows),
                 "chains_stopped_by_gate": sum(r.stopped.startswith("gate") for r in rows),
@@ -145,6 +149,8 @@ def summary(state: dict[str, tuple[Store, str]]) -> dict:
                 "ci": list(bootstrap_ci(np.mean, values)),
             }
     pairs = [("reason, gate", "reason, no gate"), ("reason, no gate", "direct, same camera"),
+             ("reason, no gate (rescored)", "direct, same camera"),
+             ("reason, no gate (rescored)", "tuned CoT"),
              ("reason, gate", "direct, same camera"), ("reason, no gate", "tuned CoT")]  # fmt: skip
     for a, b in pairs:
         if a in correct and b in correct:
@@ -158,6 +164,22 @@ def summary(state: dict[str, tuple[Store, str]]) -> dict:
                     "ci": list(bootstrap_ci(lambda p, q: float(np.mean(p - q)), x, y)),
                 }
     return {"arms": arms, "accuracy": accuracy}
+
+
+def _rescored(store: Store, run_id: str, rows: list) -> dict[str, tuple]:
+    """Each chain's answer re-verified from its stored steps and answer line without the `Step k.`
+    labels (runs made before the fix read a label as the answer by the last-number rule)."""
+    problems = {p["id"]: p for p in store.get_run(run_id).params["problems"]}
+    out = {}
+    with Verifier(10.0) as verifier:
+        for r in rows:
+            text = "\n".join(s.text for s in r.steps)
+            if "####" not in text:  # the chain's answer line is the second-to-last sample
+                text += "\n####" + store.samples(run_id, r.index)[-2].text
+            p = problems[r.id]
+            v = verifier.check(p["kind"], p["gold"], text)
+            out[r.id] = (v.answer, v.verdict)
+    return out
 
 
 def _counts(values) -> dict[str, int]:

@@ -150,6 +150,11 @@ def test_the_gate_resamples_a_wrong_step_and_stops_a_chain_that_stays_wrong(
     assert "3 * 4 = 13" in row.stopped and row.gate_stops == 1
     # the chain without steps still gets an answer line; the two-candidate step keeps the good one
     assert row.answer == "7"
+    # the answer line is the first non-blank line after `####`; step labels are never the answer
+    late = ScriptedExpert(tiny, {1: [" I add them."]}, answer="\n12\nProblem 2.")
+    assert run_reason(file, late, steps=1, checks=[]).rows[0].answer == "12"
+    blank = ScriptedExpert(tiny, {1: [" I add them."]}, answer="\n\n")
+    assert run_reason(file, blank, steps=1, checks=[]).rows[0].verdict == "unparseable"
     two = run_reason(
         file, ScriptedExpert(tiny, script), samples=2, use_gate=True, steps=1, checks=checks
     )

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.markup import escape
 
+from condpred.checks import get_check
 from condpred.cli.app import (
     SEED_RANGE,
     CamerasOpt,
@@ -22,7 +23,7 @@ from condpred.cli.app import (
     load_model_with_bar,
     out,
 )
-from condpred.experiments.reason import resume_reason, run_reason
+from condpred.experiments.reason import load_reason_input, resume_reason, run_reason
 from condpred.experiments.reason.run import DEFAULT_CHECKS
 from condpred.store import Store
 
@@ -86,6 +87,9 @@ def reason_cmd(
         elif file is None:
             raise InputError("reason needs a FILE", fix="condpred reason FILE.yaml, or --resume ID")
         else:
+            load_reason_input(file, data, limit, cameras)  # bad input refused before the model
+            for spec in check_names(checks):  # loads (seconds to minutes)
+                get_check(spec)
             result = run_reason(
                 file,
                 load_model_with_bar(model),

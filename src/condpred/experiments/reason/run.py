@@ -274,7 +274,9 @@ def _chain(
         if step.finish_reason == "eos":
             stopped = "end of document"
             break
-    solution = "\n".join(f"Step {st.index}.{st.text}" for st in kept)
+    # The verifier reads the steps' own text: with the `Step k.` labels in it, its last-number
+    # rule would take a label for the answer.
+    solution = "\n".join(st.text for st in kept)
     if ANSWER not in solution:
         solution += f"\n{ANSWER}{_greedy_answer(chain, model, context, seed, index)}"
     direct = f"{ANSWER}{_greedy_answer(chain, model, text, seed, index)}"
@@ -308,11 +310,13 @@ def _chain(
 def _greedy_answer(
     chain: _Chain, model: PredictiveModel, context: str, seed: int, index: int
 ) -> str:
-    """The greedy continuation of an answer line `####` after `context`, to its end."""
+    """The greedy continuation of an answer line `####` after `context`: its first non-blank
+    line (a model may put a line break straight after `####`, so there is no stop string)."""
     sampling = SamplingParams(
-        max_new_tokens=ANSWER_TOKENS, temperature=0.0, stop=("\n",), seed=_seed(seed, index)
+        max_new_tokens=ANSWER_TOKENS, temperature=0.0, seed=_seed(seed, index)
     )
-    return chain.draw(model, f"{context}\n{ANSWER}", 1, sampling)[0].text
+    text = chain.draw(model, f"{context}\n{ANSWER}", 1, sampling)[0].text
+    return " " + next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 def _answer(verifier: Verifier, problem: Problem, text: str) -> tuple[str | None, str | None]:
