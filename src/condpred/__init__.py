@@ -10,12 +10,15 @@ from condpred.elicit import Prediction, predict, resume, score
 from condpred.elicit.outcomes import Distribution, outcomes
 from condpred.errors import InputError
 from condpred.evals import load_evals, run_agentic, run_zero_one
+from condpred.experiments.assistant import Assistant
+from condpred.experiments.reason import run_reason
 from condpred.forecasting import forecast
 from condpred.model import PredictiveModel, Sample, SamplingParams, Score, TokenProb, load_model
 from condpred.planning import plan
 from condpred.store import Store
 
 __all__ = [
+    "Assistant",
     "Author",
     "Conditional",
     "Distribution",
@@ -38,6 +41,7 @@ __all__ = [
     "render",
     "resume",
     "run_agentic",
+    "run_reason",
     "run_zero_one",
     "score",
 ]

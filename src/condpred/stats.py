@@ -91,3 +91,11 @@ def bootstrap_ci(
     tail = (1 - level) / 2
     low, high = np.quantile(values, [tail, 1 - tail])
     return float(low), float(high)
+
+
+def ci_list(
+    statistic: Callable[..., float], *data: Sequence[float] | np.ndarray, **options
+) -> list[float] | None:
+    """`bootstrap_ci` as JSON stores it: `[low, high]`, or None (too few rows, or undefined)."""
+    ci = bootstrap_ci(statistic, *data, **options)
+    return list(ci) if ci else None

@@ -25,7 +25,7 @@ from condpred.model.base import Sample
 from condpred.registry import Registry
 from condpred.store import package_version
 
-BUILTIN_CHECKS = ("ai_author", "consistency", "performative", "surprisal")
+BUILTIN_CHECKS = ("ai_author", "arithmetic", "consistency", "performative", "surprisal")
 CHECKS: Registry[type[Check]] = Registry(
     "check",
     "condpred.checks",

@@ -26,7 +26,7 @@ from condpred.condition import Author, Conditional, render
 from condpred.errors import InputError
 from condpred.model.base import PredictiveModel
 from condpred.progress import progress_bar
-from condpred.stats import auroc, bootstrap_ci, format_ci
+from condpred.stats import auroc, ci_list, format_ci
 
 FORMAT_FIX = (
     'Each file must hold one JSON object {"original": [texts], "sampled": [texts]}: '
@@ -189,8 +189,8 @@ def _auroc_with_ci(
     (None for fewer than `MIN_CI_N` pairs)."""
     if np.isnan(human).any() or np.isnan(machine).any():
         return float("nan"), None
-    ci = bootstrap_ci(lambda h, m: auroc(m, h), human, machine, n=1000, seed=seed)
-    return auroc(machine, human), list(ci) if ci else None
+    ci = ci_list(lambda h, m: auroc(m, h), human, machine, n=1000, seed=seed)
+    return auroc(machine, human), ci
 
 
 def summarise_scores(name: str, scores: dict[str, list[float]], seed: int = 0) -> dict[str, Any]:

@@ -12,12 +12,14 @@ import sys
 from rich.markup import escape
 
 from condpred.cli import (
-    core,  # noqa: F401  (registers the commands)
+    chat,  # noqa: F401  (registers the commands)
+    core,  # noqa: F401
     evals,  # noqa: F401
     forecast,  # noqa: F401
     gap,  # noqa: F401
     passk,  # noqa: F401
     plan,  # noqa: F401
+    reason,  # noqa: F401
     report,  # noqa: F401
     serve,  # noqa: F401
 )

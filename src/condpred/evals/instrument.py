@@ -20,7 +20,7 @@ from condpred.errors import InputError
 from condpred.experiments.runner import Recorder, Row
 from condpred.model.base import PredictiveModel, Score, requests_at_once
 from condpred.probability import normalise
-from condpred.stats import bootstrap_ci
+from condpred.stats import ci_list
 
 
 def answer_probs(model: PredictiveModel, context: str, options: Sequence[str]) -> dict[str, Any]:
@@ -119,8 +119,7 @@ def mean_ci(values: Sequence[float], seed: int) -> tuple[float, list[float] | No
     """The mean and its 95% percentile-bootstrap interval (seeded: the same rows, the same CI);
     None for fewer than `MIN_CI_N` rows."""
     array = np.asarray(values, dtype=float)
-    ci = bootstrap_ci(np.mean, array, seed=seed)
-    return float(array.mean()), list(ci) if ci else None
+    return float(array.mean()), ci_list(np.mean, array, seed=seed)
 
 
 def paired_diff_ci(

@@ -83,6 +83,8 @@ EXPERIMENTS: Registry[Kind] = Registry(
         "condpred.experiments.passk.run",
         "condpred.experiments.tree",
         "condpred.experiments.gap.run",
+        "condpred.experiments.reason.run",
+        "condpred.experiments.assistant.run",
     ),
 )
 

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from condpred import scoring
-from condpred.stats import bootstrap_ci
+from condpred.stats import ci_list
 
 BOOTSTRAP = 1000
 
@@ -79,9 +79,8 @@ def estimate(statistic: Callable[..., float], seed: int, *data: np.ndarray) -> d
     """The statistic and its paired bootstrap 95% interval (None for fewer than `MIN_CI_N` rows,
     or where every resample leaves it undefined, e.g. a skill score with one outcome only)."""
     value = statistic(*data)
-    ci = bootstrap_ci(statistic, *data, n=BOOTSTRAP, seed=seed)
     return {
         "value": None if math.isnan(value) else value,
-        "ci95": list(ci) if ci else None,
+        "ci95": ci_list(statistic, *data, n=BOOTSTRAP, seed=seed),
         "n": len(data[0]),
     }

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from condpred.stats import bootstrap_ci
+from condpred.stats import ci_list
 
 if TYPE_CHECKING:  # torch loads with a model, not with the CLI
     import torch
@@ -84,22 +84,17 @@ def table_row(
     row = {
         "conditional": name,
         "kl_per_token": _ratio(kl, tokens),
-        "ci": _listed(bootstrap_ci(_ratio, kl, tokens, seed=seed, level=LEVEL)),
+        "ci": ci_list(_ratio, kl, tokens, seed=seed, level=LEVEL),
         "fraction_closed": closed(kl, base_kl),
-        "fraction_closed_ci": _listed(bootstrap_ci(closed, kl, base_kl, seed=seed, level=LEVEL)),
+        "fraction_closed_ci": ci_list(closed, kl, base_kl, seed=seed, level=LEVEL),
         "shifted_ratio": _ratio(shifted, tokens),
-        "shifted_ci": _listed(bootstrap_ci(_ratio, shifted, tokens, seed=seed, level=LEVEL)),
+        "shifted_ci": ci_list(_ratio, shifted, tokens, seed=seed, level=LEVEL),
         "unshifted_ratio": _ratio(np.array([t["unshifted"] for t in totals]), tokens),
         "marginal_ratio": _ratio(np.array([t["marginal"] for t in totals]), tokens),
         "prompts": len(totals),
         "tokens": int(tokens.sum()),
     }
     return {k: _defined(v) for k, v in row.items()}
-
-
-def _listed(ci: tuple[float, float] | None) -> list[float] | None:
-    """An interval as JSON: None below `MIN_CI_N` prompts (see `condpred.stats`)."""
-    return list(ci) if ci else None
 
 
 def _defined(value: Any) -> Any:

@@ -28,7 +28,18 @@ SECTIONS: Registry[Callable[[Store, RunRecord], list[Block]]] = Registry(
     "condpred.report_sections",
     builtins=[
         f"condpred.report.sections.{name}"
-        for name in ("agentic", "forecast", "gap", "passk", "plan", "predict", "score", "zero_one")
+        for name in (
+            "agentic",
+            "assistant",
+            "forecast",
+            "gap",
+            "passk",
+            "plan",
+            "predict",
+            "reason",
+            "score",
+            "zero_one",
+        )
     ],
 )
 

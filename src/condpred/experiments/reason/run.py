@@ -1,0 +1,400 @@
+"""The reason experiment kind: a chain of steps, each a prediction of the next line a careful
+human expert writes in their working document, checked before the next step builds on it.
+
+Per problem (one item, one typed row, committed with every sample and check result): step k is
+sampled as one line after `Step k.` (`samples` candidates), the step checks (`ai_author`,
+`surprisal`, `arithmetic` from the CHECKS registry by default) run on each candidate with the
+document so far as its context. Without the gate the first candidate is kept whatever the checks
+say; with it, the first candidate with no failing result is kept, a step whose candidates all
+fail is resampled (at most `max_resamples` times, fresh seeds), and then the chain stops with the
+reason stored. A chain ends at a line with `####` (the answer), at the end of the document, or
+after `steps` steps; without an answer line, the answer is the greedy continuation of `####`
+after the chain. The direct answer, the greedy `####` line right after the problem under the
+same camera, is stored beside it: the paired baseline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from condpred.checks import gate, run_checks
+from condpred.checks.base import CheckInput, CheckResult
+from condpred.condition import Conditional
+from condpred.errors import InputError
+from condpred.experiments.passk.data import Problem
+from condpred.experiments.passk.verify import Verifier
+from condpred.experiments.reason.document import document, load_reason_input, with_problem
+from condpred.experiments.runner import (
+    Item,
+    Row,
+    expect_kind,
+    open_run,
+    read_rows,
+    recording,
+    resumable,
+)
+from condpred.model.base import PredictiveModel, Sample, SamplingParams
+from condpred.model.registry import load_model
+from condpred.stats import ci_list
+from condpred.store import Store
+
+KIND = "reason"
+DEFAULT_CHECKS = ("ai_author", "surprisal", "arithmetic")
+ANSWER = "####"
+ANSWER_TOKENS = 16
+
+
+class Step(BaseModel):
+    """One kept step: its text, what the checks said of it, and how often it was resampled."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    index: int  # 1, 2, ...
+    text: str
+    checks: list[dict[str, Any]]  # {"check", "value", "verdict", "message"} per result
+    resampled: int  # rounds of resampling before this step was kept (0: the first draw)
+    candidates: int  # candidates drawn for this step in all
+    surprisal_bits: float  # mean bits/token of the kept step under the model
+
+
+class ReasonRow(Row):
+    """One problem: the kept chain, why it stopped, the final and the direct answers."""
+
+    table: ClassVar[str] = "reason"
+
+    problem: int
+    id: str
+    gold: str | None
+    steps: list[Step]
+    stopped: str  # "answer", "end of document", "steps", or "gate: <what failed>"
+    answer: str | None
+    verdict: str | None  # the verifier's, when the problem has a gold answer
+    direct_answer: str | None
+    direct_verdict: str | None
+    gate_stops: int  # steps the gate rejected at least once (resampled or stopped)
+    tokens: int
+    sample_s: float
+    check_s: float
+
+
+@dataclass
+class ReasonResult:
+    run_id: str | None
+    rows: list[ReasonRow]
+    summary: dict[str, Any]
+
+
+def run_reason(
+    file: str | Path,
+    model: PredictiveModel,
+    *,
+    steps: int = 6,
+    samples: int = 1,
+    use_gate: bool = False,
+    max_resamples: int = 2,
+    checks: Sequence[str] = DEFAULT_CHECKS,
+    data: str | Path | None = None,
+    limit: int | None = None,
+    temperature: float = 0.7,
+    max_tokens: int = 64,
+    seed: int = 0,
+    cameras_dir: str | Path | None = None,
+    time_limit: float = 10.0,
+    store: Store | None = None,
+) -> ReasonResult:
+    """Reason through each problem of `file` (or `data`) step by step; stored as a run of kind
+    'reason' when `store` is given."""
+    if steps < 1 or samples < 1 or max_resamples < 0 or max_tokens < 1 or temperature < 0:
+        raise InputError(
+            "need --steps >= 1, --samples >= 1, --max-resamples >= 0, --max-tokens >= 1 and "
+            "--temperature >= 0",
+            source="reason",
+        )
+    given = load_reason_input(file, data, limit, cameras_dir)
+    from condpred.checks import get_check
+
+    for spec in checks:  # every check spec validated before anything is sampled
+        get_check(spec)
+    params = {
+        "file": str(file),
+        "data": str(data) if data is not None else None,
+        "data_sha256": given.data_sha256,
+        "limit": limit,
+        "conditional": given.conditional.to_yaml(),
+        "problems": [dataclasses.asdict(p) for p in given.problems],
+        "steps": steps,
+        "samples": samples,
+        "gate": use_gate,
+        "max_resamples": max_resamples,
+        "checks": list(checks),
+        "sampling": {"temperature": temperature, "max_tokens": max_tokens},
+        "cameras": str(Path(cameras_dir).resolve()) if cameras_dir else None,
+        "time_limit_s": time_limit,
+    }
+    run_id = open_run(store, KIND, model.spec, params, seed)
+    return _execute(run_id, params, model, store, seed)
+
+
+@resumable(KIND, rows=[ReasonRow])
+def resume_reason(
+    run_id: str, store: Store, load: Callable[[str], PredictiveModel] = load_model
+) -> ReasonResult:
+    """Finish an interrupted run: the problems, checks and seeds it was made with; only the
+    problems it has no row for."""
+    run = expect_kind(store.get_run(run_id), KIND)
+    model = load(run.model_spec)
+    store.reopen_run(run.id)
+    return _execute(run.id, run.params, model, store, run.seed or 0)
+
+
+def _seed(seed: int, *parts: int) -> int:
+    """The sampling seed of one (problem, step, round): hashed, so streams are unrelated."""
+    digest = hashlib.sha256(":".join(map(str, ("reason", seed, *parts))).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+def _execute(
+    run_id: str | None,
+    params: dict[str, Any],
+    model: PredictiveModel,
+    store: Store | None,
+    seed: int,
+) -> ReasonResult:
+    conditional = Conditional.from_yaml(params["conditional"], source=f"run {run_id}")
+    problems = [Problem(**p) for p in params["problems"]]
+    cameras = params["cameras"]
+
+    def item(index: int) -> Item:
+        return _chain(index, problems[index], conditional, model, params, seed, cameras, verifier)
+
+    with recording(store, run_id) as recorder, Verifier(params["time_limit_s"]) as verifier:
+        started = time.perf_counter()
+        label = f"reason: {len(problems)} problems, up to {params['steps']} steps each"
+        rows = recorder.add_items(ReasonRow, range(len(problems)), item, label)
+        recorder.timings["reason_s"] = time.perf_counter() - started
+    if store is not None:
+        rows = read_rows(store, run_id, ReasonRow)
+    return ReasonResult(run_id, rows, summarise(rows, params, seed))
+
+
+@dataclass
+class _Chain:
+    """What one problem's chain has gathered so far (every draw and result, for the store)."""
+
+    samples: list[Sample] = dataclasses.field(default_factory=list)
+    results: list[CheckResult] = dataclasses.field(default_factory=list)
+    tokens: int = 0
+    sample_s: float = 0.0
+    check_s: float = 0.0
+
+    def draw(
+        self, model: PredictiveModel, context: str, n: int, sampling: SamplingParams
+    ) -> list[Sample]:
+        started = time.perf_counter()
+        drawn = model.sample(context, n, sampling)
+        self.sample_s += time.perf_counter() - started
+        self.tokens += sum(len(s.tokens) for s in drawn)
+        # Stored indices run over the whole chain (every step, round and the answers).
+        drawn = [dataclasses.replace(s, index=len(self.samples) + i) for i, s in enumerate(drawn)]
+        self.samples.extend(drawn)
+        return drawn
+
+    def check(self, given: CheckInput, specs: Sequence[str]) -> list[CheckResult]:
+        started = time.perf_counter()
+        found = run_checks(specs, given) if specs else []
+        self.check_s += time.perf_counter() - started
+        self.results.extend(found)
+        return found
+
+
+def _chain(
+    index: int,
+    problem: Problem,
+    conditional: Conditional,
+    model: PredictiveModel,
+    params: dict[str, Any],
+    seed: int,
+    cameras: str | None,
+    verifier: Verifier,
+) -> Item:
+    """One problem's chain, its answers and verdicts, as an item to commit whole."""
+    s = params["sampling"]
+    text = document(conditional, problem, cameras)
+    chain, kept, stopped, gate_stops = _Chain(), [], "steps", 0
+    context = text
+    for k in range(1, params["steps"] + 1):
+        head = f"{context}\nStep {k}."
+        step, rounds, reason = None, 0, ""
+        for rounds in range(params["max_resamples"] + 1 if params["gate"] else 1):
+            sampling = SamplingParams(
+                max_new_tokens=s["max_tokens"],
+                temperature=s["temperature"],
+                stop=("\n",),
+                seed=_seed(seed, index, k, rounds),
+            )
+            drawn = chain.draw(model, head, params["samples"], sampling)
+            results = chain.check(CheckInput(model, conditional, head, drawn), params["checks"])
+            passing, dropped = gate(drawn, results, worst="warn")
+            if not params["gate"] or passing:
+                step = (passing or drawn)[0] if params["gate"] else drawn[0]
+                break
+            reason = "; ".join(sorted({r.message for r in dropped[drawn[0].index]}))
+        if rounds or step is None:
+            gate_stops += 1
+        if step is None:
+            stopped = f"gate: step {k} failed {rounds + 1} rounds ({reason})"
+            break
+        mine = [r for r in results if r.sample_index in (None, step.index)]  # with the document's
+        kept.append(
+            Step(
+                index=k,
+                text=step.text,
+                checks=[
+                    {"check": r.check, "value": r.value, "verdict": r.verdict, "message": r.message}
+                    for r in mine
+                ],
+                resampled=rounds,
+                candidates=params["samples"] * (rounds + 1),
+                surprisal_bits=_mean_bits(step),
+            )
+        )
+        context = f"{head}{step.text}"
+        if ANSWER in step.text:
+            stopped = "answer"
+            break
+        if step.finish_reason == "eos":
+            stopped = "end of document"
+            break
+    # The verifier reads the steps' own text: with the `Step k.` labels in it, its last-number
+    # rule would take a label for the answer.
+    solution = "\n".join(st.text for st in kept)
+    if ANSWER not in solution:
+        solution += f"\n{ANSWER}{_greedy_answer(chain, model, context, seed, index)}"
+    direct = f"{ANSWER}{_greedy_answer(chain, model, text, seed, index)}"
+    answer, verdict = _answer(verifier, problem, solution)
+    direct_answer, direct_verdict = _answer(verifier, problem, direct)
+    row = ReasonRow(
+        index=index,
+        problem=index,
+        id=problem.id,
+        gold=problem.gold or None,
+        steps=kept,
+        stopped=stopped,
+        answer=answer,
+        verdict=verdict,
+        direct_answer=direct_answer,
+        direct_verdict=direct_verdict,
+        gate_stops=gate_stops,
+        tokens=chain.tokens,
+        sample_s=chain.sample_s,
+        check_s=chain.check_s,
+    )
+    framing = with_problem(conditional, problem)  # the document as the model saw it
+    return Item(
+        row,
+        conditional=(framing.to_yaml(), text, params["file"]),
+        samples=chain.samples,
+        check_results=chain.results,
+    )
+
+
+def _greedy_answer(
+    chain: _Chain, model: PredictiveModel, context: str, seed: int, index: int
+) -> str:
+    """The greedy continuation of an answer line `####` after `context`: its first non-blank
+    line (a model may put a line break straight after `####`, so there is no stop string)."""
+    sampling = SamplingParams(
+        max_new_tokens=ANSWER_TOKENS, temperature=0.0, seed=_seed(seed, index)
+    )
+    text = chain.draw(model, f"{context}\n{ANSWER}", 1, sampling)[0].text
+    return " " + next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _answer(verifier: Verifier, problem: Problem, text: str) -> tuple[str | None, str | None]:
+    """The final answer in `text` and, with a gold answer, the verifier's verdict on it."""
+    if problem.gold:
+        verdict = verifier.check(problem.kind, problem.gold, text)
+        return verdict.answer, verdict.verdict
+    tail = text.rsplit(ANSWER, 1)[-1].strip()
+    return tail or None, None
+
+
+def _mean_bits(sample: Sample) -> float:
+    if not sample.token_logprobs:
+        return 0.0
+    return float(-np.mean(sample.token_logprobs) / np.log(2))
+
+
+# --- analysis -----------------------------------------------------------------------------------
+
+
+def summarise(rows: Sequence[ReasonRow], params: dict[str, Any], seed: int = 0) -> dict[str, Any]:
+    """The `--out` contract: each problem's steps (index, text, checks, resampled) and answer,
+    a list under `items` when there are several, and accuracy of the chain vs the direct answer
+    under the same camera (paired bootstrap over problems) where gold answers are known."""
+    items = [_item_json(r) for r in rows]
+    summary: dict[str, Any] = {"items": items} if len(items) != 1 else dict(items[0])
+    graded = [r for r in rows if r.verdict is not None]
+    if graded:
+        summary["accuracy"] = accuracy(graded, seed)
+    tokens, seconds = sum(r.tokens for r in rows), sum(r.sample_s for r in rows)
+    summary["gate"] = {
+        "on": params["gate"],
+        "steps_rejected": sum(r.gate_stops for r in rows),
+        "chains_stopped": sum(r.stopped.startswith("gate") for r in rows),
+        "steps_kept": sum(len(r.steps) for r in rows),
+    }
+    summary["throughput"] = {
+        "tokens": tokens,
+        "sample_s": seconds,
+        "tokens_per_s": tokens / seconds if seconds else None,
+        "check_s": sum(r.check_s for r in rows),
+    }
+    return summary
+
+
+def _item_json(row: ReasonRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "steps": [
+            {"index": s.index, "text": s.text, "checks": s.checks, "resampled": s.resampled}
+            for s in row.steps
+        ],
+        "answer": row.answer,
+        "verdict": row.verdict,
+        "gold": row.gold,
+        "stopped": row.stopped,
+        "direct_answer": row.direct_answer,
+        "direct_verdict": row.direct_verdict,
+    }
+
+
+def accuracy(rows: Sequence[ReasonRow], seed: int = 0) -> dict[str, Any]:
+    """Accuracy of the chain and of the direct answer, each with a 95% bootstrap interval over
+    problems, and their paired difference (one resample of problems serves both)."""
+    chain = np.array([r.verdict == "correct" for r in rows], dtype=float)
+    direct = np.array([r.direct_verdict == "correct" for r in rows], dtype=float)
+    return {
+        "problems": len(rows),
+        "reason": {
+            "accuracy": float(chain.mean()),
+            "ci": ci_list(np.mean, chain, seed=seed),
+        },
+        "direct": {
+            "accuracy": float(direct.mean()),
+            "ci": ci_list(np.mean, direct, seed=seed),
+        },
+        "difference": {
+            "reason_minus_direct": float((chain - direct).mean()),
+            "ci": ci_list(lambda a, b: float(np.mean(a - b)), chain, direct, seed=seed),
+        },
+    }
