@@ -117,6 +117,8 @@ class ArithmeticCheck:
     failing above `fail_above` (0: any wrong equation fails) and warning above `warn_above`."""
 
     name = "arithmetic"
+    summary = "Whether every calculation a sample writes (expression = number) holds."
+    unit = "share of the sample's calculations that are wrong (0 to 1)"
 
     def __init__(self, warn_above: float = 0.0, fail_above: float = 0.0) -> None:
         self.warn_above = warn_above
