@@ -33,7 +33,7 @@ from condpred.experiments.passk import PassKRow, Verifier, run_passk
 from condpred.experiments.reason import ReasonRow, run_reason
 from condpred.experiments.runner import read_rows, resume
 from condpred.model.registry import load_model
-from condpred.stats import bootstrap_ci
+from condpred.stats import ci_list
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
@@ -146,7 +146,7 @@ def summary(state: dict[str, tuple[Store, str]]) -> dict:
             accuracy[name] = {
                 "problems": int(values.size),
                 "accuracy": float(values.mean()),
-                "ci": list(bootstrap_ci(np.mean, values)),
+                "ci": ci_list(np.mean, values),
             }
     pairs = [("reason, gate", "reason, no gate"), ("reason, no gate", "direct, same camera"),
              ("reason, no gate (rescored)", "direct, same camera"),
@@ -161,7 +161,7 @@ def summary(state: dict[str, tuple[Store, str]]) -> dict:
                 accuracy[f"{a} - {b}"] = {
                     "problems": len(ids),
                     "difference": float((x - y).mean()),
-                    "ci": list(bootstrap_ci(lambda p, q: float(np.mean(p - q)), x, y)),
+                    "ci": ci_list(lambda p, q: float(np.mean(p - q)), x, y),
                 }
     return {"arms": arms, "accuracy": accuracy}
 
