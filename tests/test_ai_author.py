@@ -292,7 +292,7 @@ def test_validation_rows_on_a_folder(tiny, tmp_path):
     )
     for row in rows:
         assert 0 <= row["auroc"] <= 1 and 0 <= row["baseline_auroc"] <= 1
-        assert row["auroc_ci"][0] <= row["auroc_ci"][1]
+        assert row["auroc_ci"] is None  # 2 pairs a file (4 pooled): too few for an interval
     (again,) = validate_ai_author(tiny, tmp_path / "a.json", limit=2, seed=3)
     assert {**again, "seconds": 0} == {**first, "seconds": 0}  # seeded: repeatable
     table = format_validation(rows)

@@ -274,8 +274,8 @@ def test_checks_validate_writes_auroc_rows(capsys, tiny_model_dir, tmp_path):
     )
     assert code == 0, err
     row = json.loads(target.read_text())["rows"][0]
-    assert row["n"] == 2 and 0.0 <= row["auroc"] <= 1.0 and len(row["auroc_ci"]) == 2
-    assert "pairs.json" in out
+    assert row["n"] == 2 and 0.0 <= row["auroc"] <= 1.0 and row["auroc_ci"] is None  # n < 10
+    assert "pairs.json" in out and "n/a (n < 10)" in out
     bad = tmp_path / "bad.json"
     bad.write_text('{"original": ["x"]}')
     code, _, err = run_cli(

@@ -64,13 +64,15 @@ def scores(console: Console, results: list[Score]) -> None:
 
 
 def runs(console: Console, records: list[RunRecord]) -> None:
-    """The runs table; ids are never cut or wrapped, whatever the width: other commands need
-    them whole (the other columns are shortened instead)."""
+    """The runs table; ids, kinds and statuses are never cut or wrapped, whatever the width
+    (other commands need the ids whole): the model column folds instead."""
     table = Table(box=None)
-    width = max((len(r.id) for r in records), default=2)
-    table.add_column("id", no_wrap=True, min_width=width)
-    for column in ("kind", "model", "status", "samples", "scores", "created (UTC)"):
-        table.add_column(column, no_wrap=True, overflow="ellipsis")
+    for column, values in (("id", [r.id for r in records]), ("kind", [r.kind for r in records])):
+        table.add_column(column, no_wrap=True, min_width=max(map(len, values), default=2))
+    table.add_column("model", overflow="fold", min_width=10)  # gives way: a long path folds
+    for column in ("status", "samples", "scores"):
+        table.add_column(column, no_wrap=True, min_width=len(column))
+    table.add_column("created (UTC)", no_wrap=True, overflow="ellipsis")
     colors = {"done": "green", "running": "yellow", "interrupted": "yellow", "failed": "red"}
     for r in records:
         status = f"[{colors.get(r.status, 'white')}]{r.status}[/]"
