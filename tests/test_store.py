@@ -578,3 +578,25 @@ store = Store(sys.argv[1])
 print(store.create_run("predict", "m", {}, 0), flush=True)
 time.sleep(600)
 """
+
+
+def test_a_store_already_open_in_this_process_is_not_read_raw(tmp_path, monkeypatch):
+    """Closing any descriptor of an SQLite file drops every POSIX lock the process holds on it,
+    other connections' included (seen as "disk I/O error" under the viewer): the raw header
+    check runs only while no Store of this process has the file open."""
+    from condpred.store import db as store_db
+
+    path = tmp_path / "runs.db"
+    with Store(path) as first:
+        first.create_run("predict", "m", {}, 0)
+
+        def read_raw(_path):
+            raise AssertionError("the open store's file was opened and closed outside SQLite")
+
+        monkeypatch.setattr(store_db, "_check_header", read_raw)
+        with Store(path) as second:
+            assert len(second.list_runs(None)) == 1
+    monkeypatch.undo()
+    path.write_bytes(b"not a database at all")
+    with pytest.raises(InputError, match="no SQLite header"):  # checked again once all closed
+        Store(path)

@@ -15,6 +15,8 @@ import re
 import secrets
 import socket
 import sqlite3
+import threading
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -123,6 +125,15 @@ def default_path() -> Path:
 
 
 SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+# Store files this process has open, by resolved path. Closing *any* descriptor of a database
+# file drops every POSIX lock this process holds on it, other connections' included (SQLite's
+# "how to corrupt a database", 2.2): seen as "disk I/O error" when the viewer's thread held the
+# store while a test opened it again. So the raw header is read only while no Store of this
+# process has the file open (one that has was checked when it opened).
+_OPEN: Counter[str] = Counter()
+_OPEN_LOCK = threading.Lock()
 
 
 def _check_header(path: Path) -> None:
@@ -247,19 +258,22 @@ class Store:
                 fix="Check --db or $CONDPRED_DB: runs are stored where they were made "
                 "(default: ./condpred-runs.db in the working directory)",
             )
-        if exists:
-            _check_header(self.path)
         read_only = exists and not os.access(self.path, os.W_OK)
-        try:
-            if not exists:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            # isolation_level=None: no hidden transactions; each write commits unless in _tx().
-            target = f"file:{self.path.resolve()}?mode=ro" if read_only else self.path
-            self._conn = sqlite3.connect(
-                target, timeout=timeout, isolation_level=None, uri=read_only
-            )
-        except (OSError, sqlite3.Error) as e:
-            raise InputError(f"cannot open the run store: {e}", source=str(self.path)) from None
+        self._key = str(self.path.resolve())
+        with _OPEN_LOCK:
+            if exists and not _OPEN[self._key]:
+                _check_header(self.path)
+            try:
+                if not exists:
+                    self.path.parent.mkdir(parents=True, exist_ok=True)
+                # isolation_level=None: no hidden transactions; each write commits unless in _tx().
+                target = f"file:{self._key}?mode=ro" if read_only else self.path
+                self._conn = sqlite3.connect(
+                    target, timeout=timeout, isolation_level=None, uri=read_only
+                )
+            except (OSError, sqlite3.Error) as e:
+                raise InputError(f"cannot open the run store: {e}", source=str(self.path)) from None
+            _OPEN[self._key] += 1
         self._conn.row_factory = sqlite3.Row
         self.read_only = read_only
         try:
@@ -272,7 +286,7 @@ class Store:
             self._q("PRAGMA foreign_keys=ON")
             self._migrate()
         except BaseException:
-            self._conn.close()
+            self.close()
             raise
 
     def __enter__(self) -> Store:
@@ -285,7 +299,11 @@ class Store:
         return f"Store({str(self.path)!r})"
 
     def close(self) -> None:
-        self._conn.close()
+        with _OPEN_LOCK:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+                _OPEN[self._key] -= 1
 
     # --- plumbing -------------------------------------------------------------------------------
 
