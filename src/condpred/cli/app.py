@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import typer.core
@@ -15,7 +17,7 @@ from condpred.model.openai import DEFAULT_TIMEOUT_S
 from condpred.model.registry import load_model
 from condpred.progress import progress_bar
 from condpred.store import Store, package_version
-from condpred.validate import SEED_MAX, SEED_MIN
+from condpred.validate import SEED_MAX, SEED_MIN, writing
 
 app = typer.Typer(
     help="Condition predictive models (base language models) on observations, and read off "
@@ -138,3 +140,29 @@ def stored(store: Store, run_id: str | None, written: Path | None = None) -> Non
         "   ·   condpred serve   (browse every run)",
         soft_wrap=True,
     )
+
+
+def write_json(output: Path | None, data: Any) -> None:
+    """`--out`: the data as indented JSON (a failed write names the file, see `writing`)."""
+    if output is not None:
+        with writing(output):
+            output.write_text(json.dumps(data, indent=2))
+
+
+def finish(
+    store: Store,
+    run_id: str | None,
+    summary: dict[str, Any],
+    output: Path | None,
+    as_json: bool,
+    show: Callable[[dict[str, Any]], None],
+) -> None:
+    """How a run command ends: its summary (with the run id) to `--out`, then printed as JSON or
+    by `show`, then where the run is stored and what to run next."""
+    summary = {"run_id": run_id, **summary}
+    write_json(output, summary)
+    if as_json:
+        out.print_json(json.dumps(summary))
+        return
+    show(summary)
+    stored(store, run_id, output)

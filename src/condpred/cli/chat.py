@@ -18,9 +18,10 @@ from condpred.cli.app import (
     ModelOpt,
     TimeoutOpt,
     app,
+    finish,
     load_model_with_bar,
     out,
-    stored,
+    write_json,
 )
 from condpred.experiments.assistant import Assistant, resume_assistant, run_assistant
 from condpred.stats import format_ci
@@ -76,8 +77,7 @@ def chat_cmd(
 
 
 def _show(answer: dict[str, Any], as_json: bool, output: Path | None) -> None:
-    if output is not None:
-        output.write_text(json.dumps(answer, indent=2))
+    write_json(output, answer)
     if as_json:
         out.print_json(json.dumps(answer))
         return
@@ -116,15 +116,11 @@ def _measure(
                 prompts, model_a, model_b, limit=limit, max_tokens=max_tokens,
                 temperature=temperature, seed=seed, store=store,
             )  # fmt: skip
-    summary = {"run_id": result.run_id, **result.summary}
-    if output is not None:
-        output.write_text(json.dumps(summary, indent=2))
-    if as_json:
-        out.print_json(json.dumps(summary))
-        return
-    s = summary
+    finish(store, result.run_id, result.summary, output, as_json, _print_measures)
+
+
+def _print_measures(s: dict[str, Any]) -> None:
     for key in ("impersonation_draft", "impersonation_reply", "states_ai", "content_recall"):
         if s.get(key):
             out.print(f"{key}: {s[key]['rate']:.3f} {format_ci(s[key]['ci'], s['prompts'])}")
     out.print(f"{s['prompts']} prompts")
-    stored(store, result.run_id, output)

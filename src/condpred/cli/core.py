@@ -30,6 +30,7 @@ from condpred.cli.app import (
     out,
     runs_app,
     stored,
+    write_json,
 )
 from condpred.condition import describe_camera, list_cameras, load_conditional, render
 from condpred.elicit import DEFAULT_CHECKS, check, gated, predict, resume, score, stored_prediction
@@ -45,7 +46,6 @@ from condpred.validate import (
     check_output_path,
     check_sampling,
     read_text_input,
-    writing,
 )
 
 
@@ -226,8 +226,7 @@ def checks_validate(
         record = validation_record(
             rows, model=model, data=str(data), limit=limit, seed=seed, seconds=seconds
         )
-        with writing(output):
-            output.write_text(json.dumps(record, indent=2))
+        write_json(output, record)
         out.print(f"wrote {output}")
 
 

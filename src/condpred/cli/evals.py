@@ -23,12 +23,13 @@ from condpred.cli.app import (
     load_model_with_bar,
     out,
     stored,
+    write_json,
 )
 from condpred.errors import InputError
 from condpred.evals import agentic, zero_one
 from condpred.stats import format_ci
 from condpred.store import Store
-from condpred.validate import check_model_spec, check_output_path, writing
+from condpred.validate import check_model_spec, check_output_path
 
 evals_app = typer.Typer(
     help="Predictor or agent? Agentic markers and 0-vs-1 tests.", no_args_is_help=True
@@ -164,9 +165,7 @@ def _show(
     as_json: bool,
 ) -> None:
     """Print the summary (and the paired contrasts) and write the rows to --out."""
-    if output is not None:
-        with writing(output):
-            output.write_text(json.dumps(summary, indent=2))
+    write_json(output, summary)
     if as_json:
         out.print_json(json.dumps({"run_id": run_id, "rows": summary, "contrasts": contrasts}))
         return

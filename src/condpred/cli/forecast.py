@@ -22,6 +22,7 @@ from condpred.cli.app import (
     load_model_with_bar,
     out,
     stored,
+    write_json,
 )
 from condpred.errors import InputError
 from condpred.experiments.runner import expect_kind
@@ -35,7 +36,7 @@ from condpred.forecasting import (
 from condpred.model.registry import embedded_model
 from condpred.stats import with_ci
 from condpred.store import Store
-from condpred.validate import check_model_spec, check_output_path, writing
+from condpred.validate import check_model_spec, check_output_path
 
 
 @app.command("forecast")
@@ -113,9 +114,7 @@ def forecast_cmd(
         result.rows, dt.date.fromisoformat(stored_cutoff) if stored_cutoff else None, seed
     )
     record = forecast_record(result, spec, summary)
-    if output is not None:
-        with writing(output):
-            output.write_text(json.dumps(record, indent=2))
+    write_json(output, record)
     if as_json:
         out.print_json(json.dumps(record))
         return

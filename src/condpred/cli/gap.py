@@ -3,7 +3,6 @@ parses, calls `condpred.experiments.gap`, prints)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +10,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from condpred.cli.app import DbOpt, JsonOpt, app, load_model_with_bar, out, stored
+from condpred.cli.app import DbOpt, JsonOpt, app, finish, load_model_with_bar, out
 from condpred.errors import InputError
 from condpred.experiments.gap import resume_gap, run_gap
 from condpred.stats import format_ci
@@ -88,14 +87,7 @@ def gap_cmd(
                 store=store,
                 load=load_model_with_bar,
             )
-    summary = {"run_id": result.run_id, **result.summary}
-    if output is not None:
-        output.write_text(json.dumps(summary, indent=2))
-    if as_json:
-        out.print_json(json.dumps(summary))
-        return
-    _print(summary)
-    stored(store, result.run_id, output)
+    finish(store, result.run_id, result.summary, output, as_json, _print)
 
 
 def _print(summary: dict[str, Any]) -> None:

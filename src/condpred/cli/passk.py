@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from condpred.cli.app import DbOpt, JsonOpt, app, load_model_with_bar, out, stored
+from condpred.cli.app import DbOpt, JsonOpt, app, finish, load_model_with_bar, out, write_json
 from condpred.errors import InputError
 from condpred.experiments.passk import Verifier, resume_passk, run_passk, validate
 from condpred.experiments.passk.data import PROMPT_STYLES, load_problems
@@ -79,7 +79,7 @@ def passk_cmd(
         problems, _ = load_problems(data, limit)
         with Verifier(time_limit) as verifier:
             report = validate(problems, verifier)
-        _write(output, report)
+        write_json(output, report)
         if as_json:
             out.print_json(json.dumps(report))
             return
@@ -111,13 +111,7 @@ def passk_cmd(
                 store=store,
                 load=load_model_with_bar,
             )
-    summary = {"run_id": result.run_id, **result.summary}
-    _write(output, summary)
-    if as_json:
-        out.print_json(json.dumps(summary))
-        return
-    _print(summary)
-    stored(store, result.run_id, output)
+    finish(store, result.run_id, result.summary, output, as_json, _print)
 
 
 def _ks(option: str | None) -> list[int] | None:
@@ -127,11 +121,6 @@ def _ks(option: str | None) -> list[int] | None:
         return [int(x) for x in option.split(",") if x.strip()]
     except ValueError:
         raise InputError(f"--k takes whole numbers, e.g. 1,4,16 (got {option!r})") from None
-
-
-def _write(output: Path | None, data: Any) -> None:
-    if output is not None:
-        output.write_text(json.dumps(data, indent=2))
 
 
 def _print(summary: dict[str, Any]) -> None:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,9 +19,9 @@ from condpred.cli.app import (
     TimeoutOpt,
     app,
     check_names,
+    finish,
     load_model_with_bar,
     out,
-    stored,
 )
 from condpred.experiments.reason import load_reason_input, resume_reason, run_reason
 from condpred.experiments.reason.run import DEFAULT_CHECKS
@@ -108,14 +107,7 @@ def reason_cmd(
                 cameras_dir=cameras,
                 store=store,
             )
-    summary = {"run_id": result.run_id, **result.summary}
-    if output is not None:
-        output.write_text(json.dumps(summary, indent=2))
-    if as_json:
-        out.print_json(json.dumps(summary))
-        return
-    _print(summary)
-    stored(store, result.run_id, output)
+    finish(store, result.run_id, result.summary, output, as_json, _print)
 
 
 def _print(summary: dict[str, Any]) -> None:
