@@ -15,6 +15,7 @@ the `EXPERIMENTS` registry; `resume(run_id, store)` finishes a run of any kind.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -173,6 +174,14 @@ class Recorder:
                 check_results=item.check_results,
             )
         return item.row
+
+
+def item_seed(kind: str, seed: int, *where: int) -> int:
+    """The sampling seed of one item of a run (`where`: its index, and a part within it): hashed
+    with the kind's name, so items and kinds draw unrelated streams whatever the run's order;
+    31 bits, which every backend's seed takes."""
+    key = ":".join([kind, str(seed), *map(str, where)])
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") & 0x7FFFFFFF
 
 
 def open_run(

@@ -12,7 +12,6 @@ drafts are kept. The `assistant` experiment kind runs a prompt set and measures 
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +27,7 @@ from condpred.experiments.runner import (
     Item,
     Row,
     expect_kind,
+    item_seed,
     open_run,
     read_rows,
     recording,
@@ -140,12 +140,11 @@ class Assistant:
     def _draw(
         self, model: PredictiveModel, context: str, stop: tuple[str, ...], index: int, part: int
     ) -> Sample:
-        digest = hashlib.sha256(f"assistant:{self.seed}:{index}:{part}".encode()).digest()
         params = SamplingParams(
             max_new_tokens=self.max_tokens,
             temperature=self.temperature,
             stop=stop,
-            seed=int.from_bytes(digest[:4], "big") & 0x7FFFFFFF,
+            seed=item_seed("assistant", self.seed, index, part),
         )
         sample = model.sample(context, 1, params)[0]
         return Sample(**{**vars(sample), "index": part})

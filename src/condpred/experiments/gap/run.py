@@ -11,7 +11,6 @@ conditional chosen as best on the training prompts are not scored on what chose 
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from condpred.experiments.runner import (
     Item,
     Row,
     expect_kind,
+    item_seed,
     open_run,
     read_rows,
     recording,
@@ -93,11 +93,6 @@ class SoftEvalRow(Row):
 class GapResult:
     run_id: str | None
     summary: dict[str, Any]
-
-
-def seed_of(seed: int, prompt: int) -> int:
-    digest = hashlib.sha256(f"gap:{seed}:{prompt}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def run_gap(
@@ -218,7 +213,7 @@ def _execute(
             context,
             s["samples"],
             SamplingParams(
-                max_new_tokens=s["max_tokens"], temperature=1.0, seed=seed_of(seed, index)
+                max_new_tokens=s["max_tokens"], temperature=1.0, seed=item_seed("gap", seed, index)
             ),
         )
         measured = time.perf_counter()

@@ -10,7 +10,6 @@ only on (seed, problem, i), so a resumed or re-batched run draws the same sample
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +26,7 @@ from condpred.experiments.runner import (
     Item,
     Row,
     expect_kind,
+    item_seed,
     open_run,
     read_rows,
     recording,
@@ -65,12 +65,6 @@ class PassKResult:
     run_id: str | None
     rows: list[PassKRow]
     summary: dict[str, Any]
-
-
-def seed_of(seed: int, problem: int) -> int:
-    """The sampling seed of one problem: hashed, so problems draw unrelated streams."""
-    digest = hashlib.sha256(f"passk:{seed}:{problem}".encode()).digest()
-    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
 
 
 def run_passk(
@@ -198,7 +192,7 @@ def _execute(
             temperature=s["temperature"],
             top_p=s["top_p"],
             stop=stops(style),
-            seed=seed_of(seed, p),
+            seed=item_seed(KIND, seed, p),
         )
         started = time.perf_counter()
         samples = model.sample(context, n, sampling)
