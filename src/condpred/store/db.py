@@ -924,16 +924,23 @@ class Store:
         ]
 
     def _checks_by_sample(self, run_id: str) -> dict[tuple[int, int], list[CheckResult]]:
-        by: dict[tuple[int, int], list[CheckResult]] = {}
-        for cond, index in self._q(
-            "SELECT cond_index, sample_index FROM samples WHERE run_id = ?", (run_id,)
-        ):
-            by[(cond, index)] = []
-        for cond, result in self._check_rows(run_id):
-            for (c, index), listed in by.items():
-                if c == cond and result.sample_index in (None, index):
-                    listed.append(result)
-        return by
+        """Each sample's check results, its own and its conditional's (sample_index None), in
+        the order they were stored: one pass over the results, however many samples."""
+        found: dict[tuple[int, int | None], list[tuple[int, CheckResult]]] = {}
+        for order, (cond, result) in enumerate(self._check_rows(run_id)):
+            found.setdefault((cond, result.sample_index), []).append((order, result))
+        return {
+            (cond, index): [
+                r
+                for _, r in sorted(
+                    found.get((cond, None), []) + found.get((cond, index), []),
+                    key=lambda pair: pair[0],
+                )
+            ]
+            for cond, index in self._q(
+                "SELECT cond_index, sample_index FROM samples WHERE run_id = ?", (run_id,)
+            )
+        }
 
     def export(
         self,
