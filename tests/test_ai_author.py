@@ -16,19 +16,32 @@ from condpred.checks.ai_author import (
     AI_AUTHORS,
     HUMAN_AUTHORS,
     PROBE_SETS,
+    SIGNALS,
     AIAuthorCheck,
+    Combiner,
     ProbeSet,
     ai_probability,
     author_ratio,
+    first_words,
     lexical_hits,
+    likelihood_signals,
+    load_combiners,
+    pick_combiner,
     probe_set,
+    signals,
 )
 from condpred.checks.base import CheckInput
 from condpred.checks.validation import (
+    binoculars,
+    combiner_record,
+    compute_rows,
+    fit_combiners,
     format_validation,
     load_pairs,
+    opening,
+    split,
+    summarise_validation,
     validate_ai_author,
-    validation_record,
 )
 from condpred.model.hf import HFModel
 
@@ -103,13 +116,20 @@ def test_one_result_per_sample_with_its_index_and_value(tiny):
     g = given(tiny, samples, camera="arxiv-abstract")
     results = get_check("ai_author").run(g)
     assert [r.sample_index for r in results] == [0, 3]
+    combiners, _ = load_combiners()
     for result, s in zip(results, samples, strict=True):
-        p, _ = ai_probability(tiny, g.rendered + s.text, "arxiv-abstract")
+        values, _ = signals(tiny, g.rendered, g.conditional, s.text)
+        combiner = pick_combiner(combiners, values)
+        assert combiner.name == "all signals"  # hf models give every signal
+        p = combiner.probability(values)
         assert result.check == "ai_author"
-        assert result.value == pytest.approx(p)
-        assert result.threshold == CHECK.warn_above
-        assert result.verdict == ("fail" if p > 0.8 else "warn" if p > 0.5 else "pass")
+        assert result.value == pytest.approx(p, abs=1e-6)
+        assert result.evidence["signals"] == pytest.approx(values, abs=1e-6)
+        assert result.threshold == combiner.warn_above
+        warn, fail = combiner.warn_above, combiner.fail_above
+        assert result.verdict == ("fail" if p > fail else "warn" if p > warn else "pass")
         assert "P(AI author)" in result.message
+        json.dumps(result.evidence)  # stored with the result: must be JSON
 
 
 def test_thresholds_decide_the_verdict(tiny):
@@ -130,6 +150,12 @@ def test_a_lexical_tell_in_the_sample_raises_the_verdict(tiny):
     assert "As an AI language model," in result.message
     strict = AIAuthorCheck(warn_above=1.0, fail_above=1.0, lexical_verdict="fail")
     assert strict.run(g)[0].verdict == "fail"
+
+
+def test_a_blank_prediction_is_no_evidence_of_style(tiny):
+    (result,) = CHECK.run(given(tiny, [sample(" \n", 0)]))
+    assert result.evidence["signals"]["loglik"] is None
+    assert result.evidence["contributions"]["loglik"] == 0.0 and 0 < result.value < 1
 
 
 def test_a_tell_in_the_conditional_is_not_the_prediction(tiny):
@@ -157,6 +183,7 @@ def test_a_probe_that_tokenises_to_nothing_is_an_input_error(tiny):
         ({"lexical_verdict": "maybe"}, "unknown verdict"),
         ({"probe_sets": {"plain": ProbeSet((" ",), (" a",), (" b",))}}, "blank"),
         ({"probe_sets": {"plain": ProbeSet(("x",), (), (" b",))}}, "no human"),
+        ({"combiner": "/nonexistent/combiner.json"}, "cannot read the ai_author combiner"),
     ],
 )
 def test_bad_configuration_is_an_input_error(kwargs, match):
@@ -275,34 +302,36 @@ def test_missing_data_and_bad_limit_are_input_errors(tmp_path):
         validate_ai_author(object(), tmp_path, limit=0)  # type: ignore[arg-type]
 
 
-def test_validation_rows_on_a_folder(tiny, tmp_path):
-    write(tmp_path / "a.json", PAIRS)
-    (tmp_path / "sub").mkdir()
-    write(tmp_path / "sub" / "b.json", PAIRS)
-    rows = validate_ai_author(tiny, tmp_path, limit=2, seed=3)
-    assert [r["file"] for r in rows] == ["a.json", "sub/b.json", "(all files pooled)"]
-    assert [r["n"] for r in rows] == [2, 2, 4]
-    first = rows[0]
-    human, machine = load_pairs(tmp_path / "a.json")[0][0]
-    p_h, _ = ai_probability(tiny, human)
-    whole = tiny.score("", [machine])[0]
-    assert first["scores"]["p_ai_human"][0] == pytest.approx(p_h)
-    assert first["scores"]["baseline_machine"][0] == pytest.approx(
-        whole.logprob / len(whole.tokens)
-    )
-    for row in rows:
-        assert 0 <= row["auroc"] <= 1 and 0 <= row["baseline_auroc"] <= 1
-        assert row["auroc_ci"] is None  # 2 pairs a file (4 pooled): too few for an interval
-    (again,) = validate_ai_author(tiny, tmp_path / "a.json", limit=2, seed=3)
-    assert {**again, "seconds": 0} == {**first, "seconds": 0}  # seeded: repeatable
-    table = format_validation(rows)
-    assert "| a.json | 2 |" in table and "(all files pooled)" in table
-    record = validation_record(rows, model="tiny", data="d", limit=2, seed=3, seconds=1.26)
-    assert json.loads(json.dumps(record))["rows"] == json.loads(json.dumps(rows))
-    assert record["limit"] == 2 and record["seconds"] == 1.3
+def test_the_split_puts_every_pair_in_one_part():
+    pairs = [(str(i), str(-i)) for i in range(7)]
+    fit, held = split(pairs, "fit"), split(pairs, "validate")
+    assert [i for i, _ in fit] == [1, 3, 5] and [i for i, _ in held] == [0, 2, 4, 6]
+    assert [pair for _, pair in fit + held] != pairs and len(fit + held) == len(pairs)
 
 
-# --- the author ratio and the Fast-DetectGPT anchor -------------------------------------------
+def test_a_pair_is_seen_as_its_shared_opening_and_two_continuations(tmp_path):
+    human = "Story 1: the river rose and the town met at noon."
+    machine = "Story 1: the river rose, and the council met."
+    conditional, h, m = opening(tmp_path / "xsum_x.json", human, machine)
+    assert conditional.prefix == "Story 1: the river" and conditional.camera == "news-article"
+    assert (h, m) == (" rose and the town met at noon.", " rose, and the council met.")
+    conditional, h, m = opening(tmp_path / "pubmed_x.json", "Same words here.", "Same words here!")
+    assert conditional.camera == "plain" and conditional.prefix == "Same words" and h and m
+
+
+def test_first_words_keeps_whitespace_and_stops_at_the_word():
+    assert first_words("  one two\n three four", 3) == "  one two\n three"
+    assert first_words(" short ", 80) == " short" and first_words("", 3) == ""
+
+
+# --- signals and the combiner -------------------------------------------------------------------
+
+
+def test_likelihood_signals_are_the_backends_own_score(tiny):
+    got = likelihood_signals(tiny, "Abstract.", TEXT)
+    score = tiny.score("Abstract.", [TEXT])[0]
+    assert got["loglik"] == pytest.approx(score.logprob / len(score.token_logprobs), abs=1e-4)
+    assert math.isfinite(got["fastdetect"])
 
 
 def test_the_author_ratio_equals_the_hand_computed_value(tiny):
@@ -324,33 +353,158 @@ def test_the_author_ratio_equals_the_hand_computed_value(tiny):
 def test_fast_detect_is_standard_on_the_models_own_samples(tiny):
     """Known answer: on text the model samples itself the criterion has mean 0 and variance
     about 1 (each position's term is centred and scaled by the model's own distribution)."""
-    from condpred.checks.validation import fast_detect_criterion
     from condpred.model.base import SamplingParams
 
     drawn = tiny.sample("", 40, SamplingParams(max_new_tokens=24, seed=1))
-    values = np.array([fast_detect_criterion(tiny, s.text) for s in drawn if s.text.strip()])
+    values = np.array(
+        [likelihood_signals(tiny, "", s.text)["fastdetect"] for s in drawn if s.text.strip()]
+    )
     assert len(values) >= 30
     assert abs(values.mean()) < 4 * values.std(ddof=1) / math.sqrt(len(values))
     assert 0.4 < values.std(ddof=1) < 1.8
-    # Its log-likelihood term is the backend's own score of the text as a whole document.
-    assert np.isfinite(fast_detect_criterion(tiny, TEXT))
 
 
-def test_self_sampled_and_planted_validations(tiny):
-    from condpred.checks.validation import validate_planted, validate_self_sampled
+def test_binoculars_by_hand_and_on_the_models_own_samples(tiny, tmp_path):
+    """Known answers: the score recomputed from raw distributions; and with the model as its own
+    performer, on its own samples, log-perplexity and cross-perplexity (then its entropy) have
+    the same expectation, so the (negated) score is about -1."""
+    from condpred.model.base import SamplingParams
+    from tests.tiny import build_tiny_gemma
 
-    pages = [("a", Conditional(camera="news-article", title="Treaty signed", prefix="GENEVA -"))]
-    found = validate_self_sampled(tiny, pages * 2, samples=3, max_tokens=8)
-    assert found["n_pairs"] == 6 and set(found["signals"]) == {
-        "ai_author probes",
-        "author ratio",
-        "likelihood",
-    }
-    for signal in found["signals"].values():
-        assert 0 <= signal["auroc"] <= 1 and signal["ci"] is None  # 6 pairs < MIN_CI_N
-    (planted,) = validate_planted(tiny, pages, " the details follow.")
-    assert planted["llr_human"] == pytest.approx(planted["llr_ai"], abs=1e-6)
-    assert planted["p_ai_human"] != planted["p_ai_ai"]
+    other = HFModel.from_pretrained(build_tiny_gemma(tmp_path / "other", seed=1), device="cpu")
+    ids = tiny.encode(TEXT)
+    seen = tiny.logprob_rows(tiny.context_ids("Abstract."), ids)
+    expected = other.logprob_rows(other.context_ids("Abstract."), ids)
+    log_ppl = -seen[range(len(ids)), ids].mean()
+    x_ppl = -(expected.exp() * seen).sum(-1).mean()
+    got = binoculars(tiny, other, "Abstract.", TEXT)
+    assert got == pytest.approx(float(-(log_ppl / x_ppl)), abs=1e-5)
+    drawn = tiny.sample("", 40, SamplingParams(max_new_tokens=24, seed=2))
+    values = [binoculars(tiny, tiny, "", s.text) for s in drawn if s.text.strip()]
+    assert abs(np.mean(values) + 1) < 0.1
+
+
+def test_the_combiner_is_a_logistic_regression_on_standardised_signals():
+    c = Combiner("t", ("a", "b"), (1.0, -2.0), (2.0, 0.5), (0.8, -1.5), 0.3, 0.6, 0.9)
+    values = {"a": 4.0, "b": -1.0}
+    logit = 0.3 + 0.8 * (4.0 - 1.0) / 2.0 - 1.5 * (-1.0 + 2.0) / 0.5
+    assert c.probability(values) == pytest.approx(1 / (1 + math.exp(-logit)))
+    assert sum(c.contributions(values).values()) == pytest.approx(logit - 0.3)
+    assert not c.usable({"a": 1.0, "b": float("nan")}) and not c.usable({"a": 1.0})
+    fallback = Combiner("u", ("a",), (0.0,), (1.0,), (1.0,), 0.0, 0.5, 0.9)
+    assert pick_combiner([c, fallback], {"a": 1.0, "b": float("nan")}) is fallback
+    with pytest.raises(InputError, match="no fitted ai_author combiner"):
+        pick_combiner([c], {"a": 1.0})
+
+
+def synthetic_rows(rng, n: int) -> list[dict]:
+    """Known answer: human-vs-machine text separated by likelihood alone, the model's own
+    samples by the author ratio alone; every other signal is noise."""
+    rows = []
+    for kind, signal in (("text", "loglik"), ("sampled", "author_llr")):
+        for i in range(n):
+            for label in (0, 1):
+                values = {s: float(rng.normal()) for s in SIGNALS}
+                values[signal] += 3.0 * label
+                rows.append(
+                    {
+                        "kind": kind,
+                        "unit": f"{kind}{i}",
+                        "label": label,
+                        "file": "f",
+                        "signals": values,
+                    }
+                )
+    return rows
+
+
+def test_fitting_finds_the_signal_that_separates_each_kind():
+    rng = np.random.default_rng(0)
+    train = synthetic_rows(rng, 200)
+    combiners = fit_combiners(train)
+    assert [c.name for c in combiners] == ["all signals", "no Fast-DetectGPT"]
+    full = combiners[0]
+    weights = dict(zip(full.features, full.coef, strict=True))
+    assert weights["loglik"] > 1 and weights["author_llr"] > 1
+    assert all(abs(weights[s]) < 0.3 for s in ("probe_logit", "lexical", "fastdetect"))
+    # The thresholds hold the stated false-positive rates on the own human-author samples.
+    own = [
+        full.probability(r["signals"]) for r in train if r["kind"] == "sampled" and r["label"] == 0
+    ]
+    assert np.mean(np.array(own) > full.warn_above) <= 0.05
+    assert np.mean(np.array(own) > full.fail_above) <= 0.01
+    assert full.fail_above >= full.warn_above
+    # On fresh rows of the same kinds, the check separates both.
+    summary = summarise_validation(synthetic_rows(rng, 60), combiners)
+    assert summary["human_vs_machine"][0]["ai_author (the check)"]["auroc"] > 0.9
+    assert summary["self_sampled"]["ai_author (the check)"]["auroc"] > 0.9
+    assert summary["self_sampled"]["likelihood"]["auroc"] < 0.7  # noise there, by design
+
+
+# --- rows, fitting and validating on a model ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pair_folder(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("pairs")
+    texts = [f"Story {i}: the river rose and the town met at noon to plan." for i in range(6)]
+    machine = [f"Story {i}: the river rose, and the town council met to plan." for i in range(6)]
+    write(root / "xsum_a.json", {"original": texts, "sampled": machine})
+    (root / "sub").mkdir()
+    write(root / "sub" / "writing_b.json", {"original": texts[:4], "sampled": machine[:4]})
+    return root
+
+
+def test_rows_are_split_cached_and_resumed(tiny, pair_folder, tmp_path):
+    cache = tmp_path / "rows.jsonl"
+    options = {"limit": 2, "openings": 1, "samples": 2, "max_tokens": 6, "cache": cache}
+    fit = compute_rows(tiny, pair_folder, "fit", **options)
+    count = {k: sum(r["kind"] == k for r in fit) for k in ("text", "sampled", "planted")}
+    assert count == {"text": 2 * 2 * 2, "sampled": 2 * 2 * 2, "planted": 2 * 2}  # 2 files
+    assert {r["unit"].split(":")[1] for r in fit if r["kind"] == "text"} == {"1", "3"}
+    lines = cache.read_text().count("\n")
+    assert lines == len(fit)
+    again = compute_rows(tiny, pair_folder, "fit", **options)
+    assert cache.read_text().count("\n") == lines  # nothing computed twice
+    assert sorted(r["key"] for r in again) == sorted(r["key"] for r in fit)
+    held = compute_rows(tiny, pair_folder, "validate", **options)
+    assert {r["kind"] for r in held} == {"text", "sampled", "planted"}
+    assert {r["unit"].split(":")[1] for r in held if r["kind"] == "text"} == {"0", "2"}
+    row = next(r for r in held if r["key"] == "text:xsum_a.json:0:1")
+    conditional, _, machine = opening(
+        pair_folder / "xsum_a.json", *load_pairs(pair_folder / "xsum_a.json")[0][0]
+    )
+    values, _ = signals(tiny, render(conditional), conditional, machine)
+    assert row["signals"] == pytest.approx(values, abs=1e-5)
+    planted = [r for r in held if r["kind"] == "planted" and r["file"] == "xsum_a.json"]
+    assert planted[0]["signals"]["author_llr"] == pytest.approx(
+        planted[1]["signals"]["author_llr"], abs=1e-5
+    )  # the ratio sets its own authors
+
+
+def test_fit_and_validate_end_to_end(tiny, pair_folder, tmp_path):
+    options = {"limit": 2, "openings": 1, "samples": 2, "max_tokens": 6}
+    rows = compute_rows(tiny, pair_folder, "fit", **options)
+    record = combiner_record(fit_combiners(rows), rows, model="tiny")
+    path = write(tmp_path / "combiner.json", record)
+    combiners, fitted = load_combiners(path)
+    assert fitted["model"] == "tiny" and fitted["rows"] == {"text": 8, "sampled": 8, "planted": 4}
+    validated = validate_ai_author(tiny, pair_folder, path, seed=3, **options)
+    files = [r["file"] for r in validated["human_vs_machine"]]
+    assert files == ["sub/writing_b.json", "xsum_a.json", "(all files pooled)"]
+    assert [r["n"] for r in validated["human_vs_machine"]] == [2, 2, 4]
+    for row in [*validated["human_vs_machine"], validated["self_sampled"]]:
+        assert row["ai_author (the check)"]["ci"] is None  # below MIN_CI_N
+        assert 0 <= row["ai_author (the check)"]["auroc"] <= 1
+    for row in validated["rows"]:
+        assert row["signals"]["check"] == pytest.approx(
+            pick_combiner(combiners, row["signals"]).probability(row["signals"])
+        )
+    again = validate_ai_author(tiny, pair_folder, path, seed=3, **options)
+    assert again["self_sampled"] == validated["self_sampled"]  # seeded: repeatable
+    table = format_validation(validated)
+    assert "| xsum_a.json | 2 |" in table and "Planted authors (2 openings)" in table
+    json.dumps(validated)
 
 
 # --- planted AI authors on the embedded model -------------------------------------------------
@@ -369,9 +523,8 @@ EXAMPLE_NAMES = [
 @pytest.mark.slow
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
 def test_a_stated_ai_author_scores_higher_than_a_human_one(default_model, name):
-    """Measured (gemma-3-270m, float32): human → AI author P(AI) alignment-paper 0.23 → 0.50,
-    textbook 0.05 → 0.30, news 0.22 → 0.78, forecast 0.30 → 0.62, transcript 0.11 → 0.60.
-    All five separate, and under every single probe, not only on average."""
+    """The check's value and each of its probes rise when the document names an AI author
+    (the author ratio sets its own authors, so it cannot tell; the probes must)."""
     human = load_conditional(EXAMPLES / f"{name}.yaml")
     values = {}
     for label, conditional in (("human", human), ("ai", human.with_(authors=AI_AUTHOR))):

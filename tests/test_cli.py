@@ -252,30 +252,28 @@ def test_an_unknown_check_fails_before_any_sampling(capsys, db, tiny_model_dir):
     assert code == 0 and "performative" in out and "base" not in out.split()
 
 
-def test_checks_validate_writes_auroc_rows(capsys, tiny_model_dir, tmp_path):
+def test_checks_fit_then_validate(capsys, tiny_model_dir, tmp_path):
     pairs = {
-        "original": ["A human wrote this short note about the weather.", "We met at noon."],
-        "sampled": ["An AI wrote this short note\nabout the weather.", "We met at  noon today."],
+        "original": [f"A human wrote note {i} about the weather." for i in range(4)],
+        "sampled": [f"An AI wrote note {i}\nabout the weather today." for i in range(4)],
     }
     data = tmp_path / "pairs.json"
     data.write_text(json.dumps(pairs))
-    target = tmp_path / "validation.json"
+    small = ["--limit", "2", "--openings", "1", "--samples", "2", "--model", str(tiny_model_dir)]
+    combiner = tmp_path / "combiner.json"
     code, out, err = run_cli(
-        capsys,
-        "checks",
-        "validate",
-        "ai_author",
-        "--data",
-        str(data),
-        "--model",
-        str(tiny_model_dir),
-        "--out",
-        str(target),
+        capsys, "checks", "fit", "ai_author", "--data", str(data), "--out", str(combiner), *small
     )
     assert code == 0, err
-    row = json.loads(target.read_text())["rows"][0]
-    assert row["n"] == 2 and 0.0 <= row["auroc"] <= 1.0 and row["auroc_ci"] is None  # n < 10
-    assert "pairs.json" in out and "n/a (n < 10)" in out
+    assert "all signals:" in out and "warn above" in out
+    target = tmp_path / "validation.json"
+    args = ["checks", "validate", "ai_author", "--data", str(data), "--combiner", str(combiner)]
+    code, out, err = run_cli(capsys, *args, "--out", str(target), *small)
+    assert code == 0, err
+    record = json.loads(target.read_text())
+    (row,) = record["human_vs_machine"]  # one file: no pooled row
+    assert row["n"] == 2 and row["ai_author (the check)"]["ci"] is None  # n < 10
+    assert "pairs.json" in out and "n/a (n < 10)" in out and "Planted authors" in out
     bad = tmp_path / "bad.json"
     bad.write_text('{"original": ["x"]}')
     code, _, err = run_cli(

@@ -46,6 +46,8 @@ def describe_check(name: str) -> dict[str, Any]:
         for parameter in inspect.signature(check_class).parameters.values()
         if parameter.name != "name"  # a dataclass field, not an option
     }
+    measured = getattr(check_class, "measured_defaults", None)  # defaults read from a fit
+    arguments.update(measured() if measured else {})
     return {
         "name": name,
         "summary": getattr(check_class, "summary", ""),

@@ -1,30 +1,46 @@
-"""Validating checks on labelled data: does a check's number separate what it claims to?
+"""Fitting and validating the ai_author check on data with a known answer.
 
-`validate_ai_author` runs the ai_author probe on pairs of human-written and machine-written texts
-(the Fast-DetectGPT format: `{"original": [human...], "sampled": [machine...]}`, paired by index)
-and reports, per file, the AUROC of each signal with a paired-bootstrap 95% interval: the probes'
-P(AI), the author likelihood ratio (`author_ratio`), and two anchors under the same model — the
-classic likelihood baseline (machine text is more probable: mean token log-prob) and
-Fast-DetectGPT's analytic criterion (Bao et al. 2024: the text's log-likelihood against what the
-model expects of its own samples, standardised; `hf` models only) — so each number can be read
-against something.
+The data are pairs of human-written and machine-written texts (the Fast-DetectGPT format:
+`{"original": [human...], "sampled": [machine...]}`, paired by index). Each file is split by pair
+index, odd pairs to fit and even pairs to validate, so every file is in both and no pair in both.
+From the same split come the other two kinds of rows:
+
+- human vs machine: as a prediction is seen: the words both texts start with as the start of
+  the document (about 30 GPT-2 tokens: the generators were given them), each text's own
+  continuation after it as the text to judge;
+- self-sampled: the model continues a pair's opening under a human and under an AI author, and
+  each continuation is shown without its author: whom was the model predicting?
+- planted: the opening with a human vs an AI author, and the human's own next words after it.
+
+Every row holds each signal (`ai_author.SIGNALS`); rows are appended to a JSONL cache as they
+are computed, so a stopped run resumes where it was. `fit_combiners` fits the check's logistic
+combiners on the fit rows; `summarise_validation` reports the check beside each signal and the
+anchors (likelihood, Fast-DetectGPT) on the validation rows, AUROC with paired-bootstrap CIs.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from condpred.checks.ai_author import ai_probability, author_ratio
+from condpred.checks.ai_author import (
+    SIGNALS,
+    Combiner,
+    first_words,
+    load_combiners,
+    pick_combiner,
+    signals,
+)
 from condpred.condition import Author, Conditional, render
 from condpred.errors import InputError
-from condpred.model.base import PredictiveModel
+from condpred.model.base import PredictiveModel, SamplingParams
 from condpred.progress import progress_bar
 from condpred.stats import auroc, ci_list, format_ci
 
@@ -55,38 +71,6 @@ def check_data(path: str | Path) -> list[Path]:
     for file in files:
         load_pairs(file)
     return files
-
-
-def validation_record(
-    rows: Sequence[dict[str, Any]],
-    *,
-    model: str,
-    data: str,
-    limit: int | None,
-    seed: int,
-    seconds: float,
-) -> dict[str, Any]:
-    """The JSON document written by `--out`: the rows and what produced them."""
-    return {
-        "check": "ai_author",
-        "model": model,
-        "data": data,
-        "limit": limit,
-        "seed": seed,
-        "bootstrap": "paired over pairs, 1000 resamples, percentile 95%",
-        "baseline": "mean token log-prob of the text under the same model (higher = machine)",
-        "signals": {
-            "auroc": "ai_author probes: mean P(AI) over the camera's disclosure probes",
-            "llr_auroc": "author ratio: log P(text | AI author) - log P(text | human author), "
-            "per token, plain document, three authors a side",
-            "baseline_auroc": "likelihood: mean token log-prob of the text",
-            "fastdetect_auroc": "Fast-DetectGPT analytic criterion, the same model sampling "
-            "and scoring (hf only)",
-        },
-        "date": dt.date.today().isoformat(),
-        "seconds": round(seconds, 1),
-        "rows": list(rows),
-    }
 
 
 def _texts(data: dict[str, Any], key: str, source: str) -> list[str]:
@@ -134,240 +118,485 @@ def load_pairs(path: str | Path) -> tuple[list[tuple[str, str]], int]:
     return pairs, len(human) - len(pairs)
 
 
-# Each signal's per-pair score keys (`{key}_human`, `{key}_machine`) and its row's AUROC and CI
-# keys; every signal is oriented so that higher means "machine".
-SIGNALS = {
-    "ai_author probes": ("p_ai", "auroc", "auroc_ci"),
-    "author ratio": ("llr", "llr_auroc", "llr_ci"),
-    "likelihood": ("baseline", "baseline_auroc", "baseline_ci"),
-    "Fast-DetectGPT": ("fastdetect", "fastdetect_auroc", "fastdetect_ci"),
-}
+PARTS = ("fit", "validate")
 
 
-def score_text(model: PredictiveModel, text: str, camera: str = "plain") -> dict[str, float]:
-    """Every signal for one text: P(AI) from the probes (the text continued by each probe), the
-    author ratio per token (the text under a plain document with a human vs an AI author), the
-    mean token log-prob of the text as a whole document, and Fast-DetectGPT's criterion (NaN
-    where the backend gives no full distributions)."""
-    p_ai, _ = ai_probability(model, text, camera)
-    document = Conditional.model_construct(camera=camera)
-    whole = model.score("", [text])[0]
-    return {
-        "p_ai": p_ai,
-        "llr": author_ratio(model, document, text)["llr_per_token"],
-        "baseline": whole.logprob / max(len(whole.token_logprobs), 1),
-        "fastdetect": fast_detect_criterion(model, text),
-    }
+def split(pairs: Sequence[tuple[str, str]], part: str) -> list[tuple[int, tuple[str, str]]]:
+    """(index, pair) of one part: odd indices fit, even ones validate."""
+    remainder = 1 if part == "fit" else 0
+    return [(i, pair) for i, pair in enumerate(pairs) if i % 2 == remainder]
 
 
-def fast_detect_criterion(model: PredictiveModel, text: str) -> float:
-    """(log p(x) - sum_t E_p[log p]) / sqrt(sum_t Var_p[log p]) over the text's tokens, one model
-    sampling and scoring (Fast-DetectGPT's analytic form); needs the full next-token
-    distributions, which only the `hf` backend exposes (NaN elsewhere)."""
-    from condpred.model.hf import HFModel
-
-    if not isinstance(model, HFModel):
-        return float("nan")
-    import torch
-
-    ids = [*model.context_ids(""), *model.encode(text)]
-    with torch.no_grad():
-        logits = model.model(torch.tensor([ids], device=model.device)).logits[0, :-1].float()
-    logp = torch.log_softmax(logits, dim=-1)
-    targets = torch.tensor(ids[1:], device=logp.device)
-    observed = logp.gather(1, targets[:, None]).squeeze(1)
-    probs = logp.exp()
-    expected = (probs * logp).sum(-1)
-    variance = (probs * logp.square()).sum(-1) - expected.square()
-    return float((observed.sum() - expected.sum()) / variance.sum().clamp_min(1e-12).sqrt())
-
-
-def _auroc_with_ci(
-    human: np.ndarray, machine: np.ndarray, seed: int
-) -> tuple[float, list[float] | None]:
-    """AUROC of machine (positive) over human (negative), and its paired-bootstrap 95% interval
-    (None for fewer than `MIN_CI_N` pairs)."""
-    if np.isnan(human).any() or np.isnan(machine).any():
-        return float("nan"), None
-    ci = ci_list(lambda h, m: auroc(m, h), human, machine, n=1000, seed=seed)
-    return auroc(machine, human), ci
-
-
-def summarise_scores(name: str, scores: dict[str, list[float]], seed: int = 0) -> dict[str, Any]:
-    """A row from per-pair scores: each signal's AUROC and CI (`auroc`/`auroc_ci` for the
-    probes, `baseline_auroc`/`baseline_ci` for likelihood, and so on)."""
-    arrays = {key: np.asarray(values, dtype=float) for key, values in scores.items()}
-    row: dict[str, Any] = {"file": name, "n": len(arrays["p_ai_human"])}
-    for key, auc_key, ci_key in SIGNALS.values():
-        value, ci = _auroc_with_ci(arrays[f"{key}_human"], arrays[f"{key}_machine"], seed)
-        row[auc_key], row[ci_key] = value, ci
-    row["p_ai_mean_human"] = float(arrays["p_ai_human"].mean())
-    row["p_ai_mean_machine"] = float(arrays["p_ai_machine"].mean())
-    row["scores"] = scores
-    return row
-
-
-def validate_file(
-    model: PredictiveModel,
-    path: Path,
-    limit: int | None = None,
-    seed: int = 0,
-    camera: str = "plain",
-    name: str | None = None,
-) -> dict[str, Any]:
-    """One row: AUROC of P(AI) and of the likelihood baseline on the first `limit` usable pairs."""
-    pairs, identical = load_pairs(path)
-    pairs = pairs[:limit] if limit is not None else pairs
-    if not pairs:
-        raise InputError("no usable pairs", source=str(path), fix=FORMAT_FIX)
-    start = time.perf_counter()
-    scores: dict[str, list[float]] = {
-        f"{key}_{side}": [] for key, *_ in SIGNALS.values() for side in ("human", "machine")
-    }
-    with progress_bar(len(pairs), f"ai_author on {path.name}") as advance:
-        for human, machine in pairs:
-            for side, text in (("human", human), ("machine", machine)):
-                for key, value in score_text(model, text, camera).items():
-                    scores[f"{key}_{side}"].append(value)
-            advance(1)
-    row = summarise_scores(name or path.name, scores, seed)
-    row["identical_pairs_dropped"] = identical
-    row["seconds"] = round(time.perf_counter() - start, 1)
-    return row
-
-
-def pooled(rows: Sequence[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
-    """All files' pairs as one sample: a narrower interval than one file's, across generators."""
-    keys = rows[0]["scores"].keys()
-    scores = {key: [v for row in rows for v in row["scores"][key]] for key in keys}
-    row = summarise_scores("(all files pooled)", scores, seed)
-    row["seconds"] = round(sum(r.get("seconds", 0.0) for r in rows), 1)
-    return row
-
-
-def validate_ai_author(
-    model: PredictiveModel,
-    path: str | Path,
-    limit: int | None = None,
-    seed: int = 0,
-    camera: str = "plain",
-    on_row: Callable[[dict[str, Any]], None] | None = None,
-) -> list[dict[str, Any]]:
-    """Validate ai_author on a file or folder of human-vs-machine pairs: one row per file.
-
-    `limit` keeps the first N usable pairs of each file; `seed` seeds the bootstrap. With several
-    files a last row pools them all. Each row keeps its per-pair `scores` for later analysis.
-    Every file is read and checked before any model work, so a malformed one fails at once."""
-    if limit is not None and limit < 1:
-        raise InputError(f"limit {limit} keeps no pairs", field="--limit", fix="Use 1 or more")
-    root = Path(path)
-    files = check_data(root)
-    rows = []
-    for file in files:
-        name = str(file.relative_to(root)) if root.is_dir() else file.name
-        rows.append(validate_file(model, file, limit, seed, camera, name))
-        if on_row:
-            on_row(rows[-1])
-    return [*rows, pooled(rows, seed)] if len(rows) > 1 else rows
-
-
-def format_validation(rows: Sequence[dict[str, Any]]) -> str:
-    """The rows as a Markdown table, for the terminal and for pasting into a README."""
-    names = list(SIGNALS)
-    lines = [
-        "| file | n | " + " | ".join(f"{name} AUROC [95% CI]" for name in names) + " |",
-        "| --- | ---: |" + " --- |" * len(names),
-    ]
-    for row in rows:
-        cells = [_auc(row[auc], row[ci]) for _, auc, ci in SIGNALS.values()]
-        lines.append(f"| {row['file']} | {row['n']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-def _auc(value: float, ci: Sequence[float] | None) -> str:
-    if np.isnan(value):
-        return "n/a"
-    return f"{value:.3f} {format_ci(ci)}"
-
-
-# Authors the self-sampled validation conditions on: none of them is among the authors that
+# Authors the self-sampled and planted rows condition on: none of them is among the authors that
 # `author_ratio` compares, so the check cannot win by recognising its own phrasing.
 SAMPLING_AUTHORS = {
     "human": Author(name="Maria Gonzalez"),
     "ai": Author(name="Claude, an AI assistant made by Anthropic", kind="ai"),
 }
+OPENING_WORDS = 30  # at most: the two texts of a pair share their first 30 GPT-2 tokens
 
 
-def validate_self_sampled(
+def opening(path: Path, human: str, machine: str) -> tuple[Conditional, str, str]:
+    """A pair as a prediction is seen: the words both texts start with as the document's start
+    (a news article for XSum, plain text otherwise), and each text's continuation after it."""
+    words, other = human.split(), machine.split()
+    shared = 0
+    while shared < min(OPENING_WORDS, len(words) - 1, len(other) - 1):
+        if words[shared] != other[shared]:
+            break
+        shared += 1
+    shared = max(shared, 1)
+    camera = "news-article" if path.name.startswith("xsum") else "plain"
+    conditional = Conditional(camera=camera, prefix=" ".join(words[:shared]))
+    return conditional, " " + " ".join(words[shared:]), " " + " ".join(other[shared:])
+
+
+class RowCache:
+    """Rows appended to a JSONL file as they are computed, keyed by `key`: a stopped run goes on
+    from where it was; a line cut by a kill is ignored."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.rows: dict[str, dict[str, Any]] = {}
+        self.wanted: dict[str, None] = {}  # insertion-ordered
+        if path is not None and path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                self.rows[row["key"]] = row
+
+    def missing(self, key: str) -> bool:
+        """Whether `key` is still to compute; either way its row belongs to this run."""
+        self.wanted.setdefault(key)
+        return key not in self.rows
+
+    def selected(self) -> list[dict[str, Any]]:
+        """The rows this run asked for (a cache may hold more, from runs with other limits)."""
+        return [self.rows[key] for key in self.wanted if key in self.rows]
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.rows[row["key"]] = row
+        if self.path is not None:
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(row) + "\n")
+
+
+def _row(kind: str, unit: str, label: int, part: str, file: str) -> dict[str, Any]:
+    """A row's identity: `unit` pairs its label-0 and label-1 rows (a pair, an opening, or an
+    opening's i-th sample)."""
+    return {
+        "key": f"{kind}:{unit}:{label}",
+        "kind": kind,
+        "unit": unit,
+        "label": label,
+        "part": part,
+        "file": file,
+    }
+
+
+def compute_rows(
     model: PredictiveModel,
-    conditionals: Sequence[tuple[str, Conditional]],
-    samples: int = 6,
+    data: str | Path,
+    part: str,
+    limit: int | None = None,
+    openings: int = 2,
+    samples: int = 3,
     max_tokens: int = 60,
     seed: int = 0,
-) -> dict[str, Any]:
-    """Can each signal tell whom the model was predicting? Continuations are sampled under each
-    conditional with a human author and with an AI author (`SAMPLING_AUTHORS`), then shown to
-    the signals under the conditional *without* its authors: the probes after it, the author
-    ratio, and the likelihood of the continuation there. AUROC of AI-author samples over
-    human-author ones, paired by (conditional, sample index)."""
-    from condpred.model.base import SamplingParams
-
-    params = SamplingParams(max_new_tokens=max_tokens, seed=seed)
-    scores: dict[str, list[float]] = {
-        f"{key}_{side}": [] for key in ("p_ai", "llr", "baseline") for side in ("human", "machine")
-    }
-    per_conditional = []
-    with progress_bar(len(conditionals) * 2, "ai_author on self-sampled text") as advance:
-        for name, conditional in conditionals:
-            bare = conditional.model_copy(update={"authors": []})
-            shown = render(bare)
-            for side, label in (("human", "human"), ("ai", "machine")):
-                authored = conditional.model_copy(update={"authors": [SAMPLING_AUTHORS[side]]})
-                drawn = model.sample(render(authored), samples, params)
-                for sample in drawn:
-                    p_ai, _ = ai_probability(model, shown + sample.text, conditional.camera)
-                    ratio = author_ratio(model, bare, sample.text)
-                    whole = model.score(shown, [sample.text])[0]
-                    scores[f"p_ai_{label}"].append(p_ai)
-                    scores[f"llr_{label}"].append(ratio["llr_per_token"])
-                    scores[f"baseline_{label}"].append(
-                        whole.logprob / max(len(whole.token_logprobs), 1)
-                    )
-                    per_conditional.append({"conditional": name, "side": side, "text": sample.text})
-                advance(1)
-    arrays = {key: np.asarray(values, dtype=float) for key, values in scores.items()}
-    signals = {}
-    for name, (key, *_) in SIGNALS.items():
-        if f"{key}_human" in arrays:
-            value, ci = _auroc_with_ci(arrays[f"{key}_human"], arrays[f"{key}_machine"], seed)
-            signals[name] = {"auroc": value, "ci": ci}
-    return {
-        "n_pairs": len(arrays["p_ai_human"]),
-        "samples_per_side": samples,
-        "max_tokens": max_tokens,
-        "sampling_authors": {k: a.name for k, a in SAMPLING_AUTHORS.items()},
-        "signals": signals,
-        "scores": scores,
-        "samples": per_conditional,
-    }
-
-
-def validate_planted(
-    model: PredictiveModel,
-    conditionals: Sequence[tuple[str, Conditional]],
-    text: str,
+    cache: Path | None = None,
+    performer: PredictiveModel | None = None,
 ) -> list[dict[str, Any]]:
-    """The same document with a human author and with an AI author (`SAMPLING_AUTHORS`), one
-    neutral continuation: each signal's value on both sides. The probes read the stated author;
-    the author ratio, which sets its own authors, cannot (the same value on both sides)."""
-    rows = []
-    for name, conditional in conditionals:
-        row: dict[str, Any] = {"conditional": name}
-        for side, author in SAMPLING_AUTHORS.items():
-            authored = conditional.model_copy(update={"authors": [author]})
-            p_ai, _ = ai_probability(model, render(authored) + text, conditional.camera)
-            ratio = author_ratio(model, authored, text)
-            row[f"p_ai_{side}"] = p_ai
-            row[f"llr_{side}"] = ratio["llr_per_token"]
-        rows.append(row)
-    return rows
+    """Every row of one part: `limit` pairs of each file as human vs machine text, and the first
+    `openings` of those pairs as self-sampled (`samples` a side, `max_tokens` long, temperature
+    1) and planted conditionals. Rows already in `cache` are not computed again. With a
+    `performer` sharing the model's tokenizer, text and self-sampled rows get Binoculars too."""
+    if limit is not None and limit < 1:
+        raise InputError(f"limit {limit} keeps no pairs", field="--limit", fix="Use 1 or more")
+    root = Path(data)
+    files = check_data(root)
+    rows = RowCache(cache)
+    params = SamplingParams(max_new_tokens=max_tokens, seed=seed)
+    for path in files:
+        name = str(path.relative_to(root)) if root.is_dir() else path.name
+        pairs = split(load_pairs(path)[0], part)[:limit]
+        work = len(pairs) + min(openings, len(pairs))
+        with progress_bar(work, f"ai_author {part}: {name}") as advance:
+            for index, (human, machine) in pairs:
+                conditional, *texts = opening(path, human, machine)
+                context = render(conditional)
+                for label, text in enumerate(texts):
+                    row = _row("text", f"{name}:{index}", label, part, name)
+                    if rows.missing(row["key"]):
+                        rows.add(_scored(row, model, context, conditional, text))
+                    _add_binoculars(rows, rows.rows[row["key"]], model, performer, context, text)
+                advance(1)
+            for index, (human, machine) in pairs[:openings]:
+                conditional, next_words, _ = opening(path, human, machine)
+                for row in _opening_rows(
+                    model, rows, part, name, index, conditional, next_words, samples, params
+                ):
+                    _add_binoculars(rows, row, model, performer, render(conditional), row["text"])
+                advance(1)
+    return rows.selected()
+
+
+def _add_binoculars(rows: RowCache, row: dict, model, performer, context: str, text: str) -> None:
+    if performer is not None and "binoculars" not in row["signals"]:
+        row["signals"]["binoculars"] = binoculars(model, performer, context, text)
+        rows.add(row)  # the later line wins when the cache is read
+
+
+def binoculars(
+    observer: PredictiveModel, performer: PredictiveModel, context: str, text: str
+) -> float:
+    """Binoculars (Hans et al. 2024), negated so that higher means machine: the text's
+    log-perplexity under the observer over the cross-perplexity of the performer's next-token
+    distributions under the observer's. Needs two models with whole distributions over one
+    tokenizer (`hf`); NaN otherwise. Reads the same first words as the check."""
+    text = first_words(text)
+    if not all(hasattr(m, "logprob_rows") for m in (observer, performer)):
+        return float("nan")
+    ids = observer.encode(text)
+    if not ids or performer.encode(text) != ids:
+        return float("nan")
+    seen = observer.logprob_rows(observer.context_ids(context), ids)
+    expected = performer.logprob_rows(performer.context_ids(context), ids)
+    if seen.shape != expected.shape:
+        return float("nan")
+    log_ppl = -seen.gather(1, seen.new_tensor(ids).long()[:, None]).mean()
+    x_ppl = -(expected.exp() * seen).sum(-1).mean()
+    return float(-(log_ppl / x_ppl))
+
+
+def _scored(row: dict, model: PredictiveModel, context: str, conditional, text: str) -> dict:
+    """The row with its signals and the seconds they took (the check's cost per sample)."""
+    started = time.perf_counter()
+    row["signals"], _ = signals(model, context, conditional, text)
+    row["seconds"] = round(time.perf_counter() - started, 3)
+    return row
+
+
+def _opening_rows(
+    model, rows: RowCache, part, name, index, conditional, next_words, samples, params
+) -> list[dict[str, Any]]:
+    """Self-sampled and planted rows of one opening (computing those not in the cache yet);
+    returns the self-sampled ones."""
+    shown = render(conditional)
+    sampled = []
+    for label, side in ((0, "human"), (1, "ai")):
+        authored = conditional.with_(authors=[SAMPLING_AUTHORS[side]])
+        row = _row("planted", f"{name}:{index}", label, part, name)
+        if rows.missing(row["key"]):
+            rows.add(_scored(row, model, render(authored), authored, next_words))
+        todo = [_row("sampled", f"{name}:{index}:{i}", label, part, name) for i in range(samples)]
+        if [row for row in todo if rows.missing(row["key"])]:
+            drawn = model.sample(render(authored), samples, params)
+            for row, sample in zip(todo, drawn, strict=True):
+                row = {**row, "text": sample.text}
+                rows.add(_scored(row, model, shown, conditional, sample.text))
+        sampled += [rows.rows[row["key"]] for row in todo]
+    return sampled
+
+
+# --- fitting ------------------------------------------------------------------------------------
+
+# The combiners fitted, most signals first: the check uses the first whose signals a model gives
+# (Fast-DetectGPT needs whole distributions, which only `hf` models expose).
+FEATURE_SETS = {
+    "all signals": SIGNALS,
+    "no Fast-DetectGPT": tuple(s for s in SIGNALS if s != "fastdetect"),
+}
+# How much each kind of row weighs in the fit, in all. Planted authors are told apart by the
+# probes alone and perfectly: a small weight keeps them ranked right without letting them pull
+# the other signals' weights down. Chosen by 5-fold cross-validation on the fit part (grouped by
+# pair): at 1 / 1 / 1 the folds gave AUROC 0.761 on text and 0.781 on own samples; at 1 / 1 / 0.2,
+# 0.779 and 0.848, planted authors ranked right in both.
+KIND_WEIGHTS = {"text": 1.0, "sampled": 1.0, "planted": 0.2}
+# Verdict thresholds: the false-positive rates allowed on the model's own predictions of
+# human-authored documents (the fit part's self-sampled human-author rows).
+WARN_FPR, FAIL_FPR = 0.05, 0.01
+
+
+def fit_combiners(rows: Sequence[dict[str, Any]]) -> list[Combiner]:
+    """A logistic regression per feature set on the fit rows — human vs machine text, the
+    model's own samples, planted authors: what the check must tell apart, each kind weighing
+    `KIND_WEIGHTS` in all whatever its count — on standardised signals; then thresholds at the
+    quantiles of the self-sampled human-author rows that give `WARN_FPR` and `FAIL_FPR`."""
+    from sklearn.linear_model import LogisticRegression
+
+    train = list(rows)
+    own_human = [r for r in rows if r["kind"] == "sampled" and r["label"] == 0]
+    combiners = []
+    for name, features in FEATURE_SETS.items():
+        x = np.array([[r["signals"][f] for f in features] for r in train], dtype=float)
+        y = np.array([r["label"] for r in train])
+        weight = np.array([_kind_weight(train, r["kind"]) for r in train])
+        mean, spread = x.mean(0), x.std(0)
+        scale = np.where(spread > 0, spread, 1.0)  # a signal constant in the data (lexical)
+        model = LogisticRegression(C=1.0).fit((x - mean) / scale, y, sample_weight=weight)
+        combiner = Combiner(
+            name,
+            features,
+            tuple(mean),
+            tuple(scale),
+            tuple(model.coef_[0]),
+            float(model.intercept_[0]),
+            1.0,
+            1.0,
+        )
+        own = np.array([combiner.probability(r["signals"]) for r in own_human])
+        warn = float(np.quantile(own, 1 - WARN_FPR))
+        fail = max(float(np.quantile(own, 1 - FAIL_FPR)), warn)
+        combiners.append(Combiner(**{**combiner.__dict__, "warn_above": warn, "fail_above": fail}))
+    return combiners
+
+
+def _kind_weight(rows: Sequence[dict[str, Any]], kind: str) -> float:
+    """A row's weight: its kind's share of `KIND_WEIGHTS` over the rows of that kind."""
+    kinds = {r["kind"] for r in rows}
+    total = sum(KIND_WEIGHTS[k] for k in kinds)
+    return KIND_WEIGHTS[kind] / total * len(rows) / sum(1 for r in rows if r["kind"] == kind)
+
+
+# --- validation -----------------------------------------------------------------------------
+
+# What the tables show, each oriented so that higher means "an AI wrote it": the check itself,
+# its signals, and the anchors (likelihood and Fast-DetectGPT are signals and anchors at once).
+COLUMNS = {
+    "ai_author (the check)": "check",
+    "probes": "probe_logit",
+    "author ratio": "author_llr",
+    "likelihood": "loglik",
+    "Fast-DetectGPT": "fastdetect",
+    "Binoculars": "binoculars",
+}
+ANCHORS = ("likelihood", "Fast-DetectGPT", "Binoculars")
+
+
+def with_check(rows: Sequence[dict[str, Any]], combiners: Sequence[Combiner]) -> list[dict]:
+    """The rows with the check's own value (`check`) beside their signals."""
+    out = []
+    for row in rows:
+        values = row["signals"]
+        check = pick_combiner(combiners, values).probability(values)
+        out.append({**row, "signals": {**values, "check": check}})
+    return out
+
+
+def _auroc_ci(negative: np.ndarray, positive: np.ndarray, seed: int):
+    """AUROC of positives over negatives and its paired-bootstrap 95% interval (None below
+    `MIN_CI_N` pairs or where a value is missing)."""
+    if np.isnan(negative).any() or np.isnan(positive).any():
+        return None, None  # a signal not computed here (Binoculars without a performer)
+    return auroc(positive, negative), ci_list(
+        lambda n, p: auroc(p, n), negative, positive, seed=seed
+    )
+
+
+def _paired(rows: Sequence[dict[str, Any]], kind: str) -> tuple[list[dict], list[dict]]:
+    """The label-0 and label-1 rows of one kind, paired by unit (both present)."""
+    by_unit: dict[str, dict[int, dict]] = {}
+    for row in rows:
+        if row["kind"] == kind:
+            by_unit.setdefault(row["unit"], {})[row["label"]] = row
+    units = sorted(u for u, sides in by_unit.items() if len(sides) == 2)
+    return [by_unit[u][0] for u in units], [by_unit[u][1] for u in units]
+
+
+def _values(rows: Sequence[dict[str, Any]], signal: str) -> np.ndarray:
+    """One signal of each row; NaN where it was not computed (Binoculars without a performer)."""
+    return np.array([r["signals"].get(signal, np.nan) for r in rows], dtype=float)
+
+
+def auroc_row(name: str, negative: Sequence[dict], positive: Sequence[dict], seed: int) -> dict:
+    """AUROC [CI] of every column on paired rows, the check's paired difference with the best
+    anchor, and the TPR of each column at a 1% false-positive rate."""
+    row: dict[str, Any] = {"file": name, "n": len(negative)}
+    for column, signal in COLUMNS.items():
+        neg, pos = _values(negative, signal), _values(positive, signal)
+        value, ci = _auroc_ci(neg, pos, seed)
+        row[column] = {"auroc": value, "ci": ci, "tpr_at_1pct_fpr": _tpr_at(neg, pos, 0.01)}
+    best = max(ANCHORS, key=lambda a: -1.0 if row[a]["auroc"] is None else row[a]["auroc"])
+    signal = COLUMNS[best]
+    row["best_anchor"] = best
+    row["check_minus_best"] = ci_list(
+        lambda n1, p1, n2, p2: auroc(p1, n1) - auroc(p2, n2),
+        _values(negative, "check"),
+        _values(positive, "check"),
+        _values(negative, signal),
+        _values(positive, signal),
+        seed=seed,
+    )
+    return row
+
+
+def _tpr_at(negative: np.ndarray, positive: np.ndarray, fpr: float) -> float | None:
+    """The share of positives above the threshold that at most `fpr` of negatives exceed."""
+    if np.isnan(negative).any() or np.isnan(positive).any() or not len(negative):
+        return None
+    threshold = np.quantile(negative, 1 - fpr, method="higher")
+    return float((positive > threshold).mean())
+
+
+def summarise_validation(
+    rows: Sequence[dict[str, Any]], combiners: Sequence[Combiner], seed: int = 0
+) -> dict[str, Any]:
+    """The three validations on scored rows: human vs machine text (per file and pooled), the
+    model's own samples under a human vs an AI author, and planted authors."""
+    rows = with_check(rows, combiners)
+    files = sorted({r["file"] for r in rows if r["kind"] == "text"})
+    text = [
+        auroc_row(f, *_paired([r for r in rows if r["file"] == f], "text"), seed) for f in files
+    ]
+    if len(files) > 1:
+        text.append(auroc_row("(all files pooled)", *_paired(rows, "text"), seed))
+    human, ai = _paired(rows, "sampled")
+    sampled = auroc_row("self-sampled", human, ai, seed)
+    warn, fail = combiners[0].warn_above, combiners[0].fail_above
+    sampled["false_positive_rate"] = {
+        "warn": float((_values(human, "check") > warn).mean()) if human else None,
+        "fail": float((_values(human, "check") > fail).mean()) if human else None,
+    }
+    sampled["true_positive_rate"] = {
+        "warn": float((_values(ai, "check") > warn).mean()) if ai else None,
+    }
+    planted_h, planted_ai = _paired(rows, "planted")
+    planted: dict[str, Any] = {"n": len(planted_h)}
+    for column, signal in COLUMNS.items():
+        on_ai, on_human = _values(planted_ai, signal), _values(planted_h, signal)
+        if not len(on_ai) or np.isnan(on_ai).any() or np.isnan(on_human).any():
+            planted[column] = {"ai_higher": None, "ci": None}
+            continue
+        higher = (on_ai > on_human) + 0.5 * (on_ai == on_human)  # a tie counts one half
+        planted[column] = {
+            "ai_higher": float(higher.mean()),
+            "ci": ci_list(np.mean, higher, seed=seed),
+        }
+    return {
+        "human_vs_machine": text,
+        "self_sampled": sampled,
+        "planted": planted,
+        "seconds_per_row": seconds_per_row(rows),
+    }
+
+
+def seconds_per_row(rows: Sequence[dict[str, Any]]) -> dict[str, float | None]:
+    """The check's measured cost: median seconds to compute every signal of one row, by kind
+    (the median, since a row computed while the machine was busy is an outlier)."""
+    cost: dict[str, float | None] = {}
+    for kind in ("text", "sampled", "planted"):
+        seconds = [r["seconds"] for r in rows if r["kind"] == kind and "seconds" in r]
+        cost[kind] = round(float(np.median(seconds)), 2) if seconds else None
+    return cost
+
+
+def combiner_record(
+    combiners: Sequence[Combiner], rows: Sequence[dict[str, Any]], **fitted: Any
+) -> dict[str, Any]:
+    """The JSON the check loads: the combiners, and how and on what they were fitted."""
+    kinds = {k: sum(1 for r in rows if r["kind"] == k) for k in ("text", "sampled", "planted")}
+    return {
+        "combiners": [dataclasses.asdict(c) for c in combiners],
+        "fitted": {
+            **fitted,
+            "rows": kinds,
+            "seconds_per_row": seconds_per_row(rows),
+            "split": "odd pair indices of each file (validation uses the even ones)",
+            "thresholds": f"warn and fail where {WARN_FPR:.0%} and {FAIL_FPR:.0%} of the "
+            "model's own samples under a human author lie above (fit part)",
+            "date": dt.date.today().isoformat(),
+        },
+    }
+
+
+def _cell(result: dict[str, Any]) -> str:
+    if result["auroc"] is None:
+        return "n/a"
+    return f"{result['auroc']:.3f} {format_ci(result['ci'])}"
+
+
+def _share(result: dict[str, Any]) -> str:
+    if result["ai_higher"] is None:
+        return "n/a"
+    return f"{result['ai_higher']:.2f} {format_ci(result['ci'])}"
+
+
+def format_validation(summary: dict[str, Any]) -> str:
+    """The three validations as Markdown tables, for the terminal and for pasting."""
+    names = list(COLUMNS)
+    head = ["| | n | " + " | ".join(names) + " |", "| --- | ---: |" + " --- |" * len(names)]
+    lines = ["Human vs machine text: AUROC [95% CI] (higher = machine)", "", *head]
+    for row in [*summary["human_vs_machine"], summary["self_sampled"]]:
+        label = row["file"] if row["file"] != "self-sampled" else None
+        if label is None:
+            lines += [
+                "",
+                "Self-sampled: AUROC of AI-author over human-author predictions",
+                "",
+                *head,
+            ]
+            label = "self-sampled"
+        cells = " | ".join(_cell(row[name]) for name in names)
+        lines.append(f"| {label} | {row['n']} | {cells} |")
+    fpr = summary["self_sampled"]["false_positive_rate"]
+    lines += [
+        "",
+        f"Verdicts on the model's own human-author predictions: warn {fpr['warn']:.1%}, "
+        f"fail {fpr['fail']:.1%} (fitted for {WARN_FPR:.0%} and {FAIL_FPR:.0%})",
+    ]
+    planted = summary["planted"]
+    lines += [
+        "",
+        f"Planted authors ({planted['n']} openings): share where the AI side is higher",
+        "",
+        "| " + " | ".join(names) + " |",
+        "|" + " --- |" * len(names),
+        "| " + " | ".join(_share(planted[n]) for n in names) + " |",
+    ]
+    return "\n".join(lines)
+
+
+def fit_ai_author(model: PredictiveModel, data: str | Path, **options: Any) -> dict[str, Any]:
+    """Fit the check's combiners on the fit part of `data` (options as `compute_rows` takes
+    them): the document `condpred checks fit ai_author` writes and the check loads."""
+    started = time.perf_counter()
+    rows = compute_rows(model, data, "fit", **options)
+    combiners = fit_combiners(rows)
+    return combiner_record(
+        combiners,
+        rows,
+        model=getattr(model, "spec", None),
+        data=str(data),
+        options={k: v for k, v in options.items() if k != "cache"},
+        seconds=round(time.perf_counter() - started, 1),
+    )
+
+
+def validate_ai_author(
+    model: PredictiveModel,
+    data: str | Path,
+    combiner: str | Path | None = None,
+    seed: int = 0,
+    **options: Any,
+) -> dict[str, Any]:
+    """The three validations on the validation part of `data`, with the fitted combiners
+    (the package's, or `combiner`); `options` as `compute_rows` takes them."""
+    started = time.perf_counter()
+    rows = compute_rows(model, data, "validate", seed=seed, **options)
+    combiners, fitted = load_combiners(combiner)
+    summary = summarise_validation(rows, combiners, seed)
+    return {
+        "check": "ai_author",
+        "model": getattr(model, "spec", None),
+        "data": str(data),
+        "options": {k: v for k, v in options.items() if k not in ("cache", "performer")},
+        "performer": getattr(options.get("performer"), "spec", None),
+        "combiner_fitted": fitted,
+        "bootstrap": "paired over units (pairs, samples, openings), 1000 resamples, percentile 95%",
+        "date": dt.date.today().isoformat(),
+        "seconds": round(time.perf_counter() - started, 1),
+        **summary,
+        "rows": with_check(rows, combiners),
+    }

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Annotated
@@ -192,42 +191,117 @@ def check_cmd(
         stored(store, earlier.run_id)
 
 
+DataOpt = Annotated[Path, typer.Option(help="A file or folder of human-vs-AI pairs (JSON).")]
+LimitOpt = Annotated[
+    int, typer.Option(min=1, help="Pairs of each file (of its part: odd or even).")
+]
+OpeningsOpt = Annotated[
+    int, typer.Option(min=0, help="Openings of each file sampled under a human vs an AI author.")
+]
+SamplesOpt = Annotated[int, typer.Option(min=1, help="Samples a side per opening.")]
+CacheOpt = Annotated[
+    Path | None, typer.Option(help="JSONL of computed rows: run again to go on from there.")
+]
+
+
+def _only_ai_author(name: str, command: str) -> None:
+    if name != "ai_author":
+        raise InputError(
+            f"no {command} for check '{name}'", source=f"checks {command}", fix="Use ai_author"
+        )
+
+
 @checks_app.command("validate")
 def checks_validate(
     name: Annotated[str, typer.Argument(help="The check to validate (ai_author).")],
-    data: Annotated[Path, typer.Option(help="A file or folder of human-vs-AI pairs (JSON).")],
-    limit: Annotated[int | None, typer.Option(help="First N pairs of each file.")] = None,
+    data: DataOpt,
+    limit: LimitOpt = 12,
+    openings: OpeningsOpt = 3,
+    samples: SamplesOpt = 3,
+    combiner: Annotated[
+        Path | None, typer.Option(help="A fitted combiner (default: the package's).")
+    ] = None,
     output: Annotated[Path | None, typer.Option("--out", help="Write the rows as JSON.")] = None,
+    cache: CacheOpt = None,
     model: ModelOpt = "default",
-    seed: Annotated[int, typer.Option(help="Seed of the bootstrap.", **SEED_RANGE)] = 0,
+    performer: Annotated[
+        str | None,
+        typer.Option(help="A second model with the same tokenizer: adds the Binoculars anchor."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of sampling and bootstrap.", **SEED_RANGE)] = 0,
     timeout: TimeoutOpt = None,
 ) -> None:
-    """AUROC (bootstrap 95% CI) of a check on labelled human vs machine text, per file, beside
-    the likelihood baseline (mean token log-prob under the same model)."""
-    from condpred.checks.validation import (
-        check_data,
-        format_validation,
-        validate_ai_author,
-        validation_record,
-    )
+    """The check beside its signals and anchors (likelihood, Fast-DetectGPT), AUROC with 95%
+    CIs, on the even pairs of each file (the combiner was fitted on the odd ones): human vs
+    machine text, the model's own samples under a human vs an AI author, and planted authors."""
+    from condpred.checks.ai_author import load_combiners
+    from condpred.checks.validation import check_data, format_validation, validate_ai_author
 
-    if name != "ai_author":
-        raise InputError(
-            f"no validation for check '{name}'", source="checks validate", fix="Use ai_author"
-        )
+    _only_ai_author(name, "validate")
     check_output_path(output)
     check_model_spec(model)
+    if performer is not None:
+        check_model_spec(performer)
     check_data(data)  # a malformed file fails before the model loads
-    started = time.perf_counter()
-    rows = validate_ai_author(load_model_with_bar(model), data, limit, seed)
-    out.print(format_validation(rows))
+    load_combiners(combiner)
+    record = validate_ai_author(
+        load_model_with_bar(model),
+        data,
+        combiner,
+        seed,
+        limit=limit,
+        openings=openings,
+        samples=samples,
+        cache=cache,
+        performer=load_model_with_bar(performer) if performer else None,
+    )
+    out.print(format_validation(record))
     if output is not None:
-        seconds = time.perf_counter() - started
-        record = validation_record(
-            rows, model=model, data=str(data), limit=limit, seed=seed, seconds=seconds
-        )
         write_json(output, record)
         out.print(f"wrote {output}")
+
+
+@checks_app.command("fit")
+def checks_fit(
+    name: Annotated[str, typer.Argument(help="The check to fit (ai_author).")],
+    data: DataOpt,
+    output: Annotated[Path, typer.Option("--out", help="Where to write the combiner (JSON).")],
+    limit: LimitOpt = 6,
+    openings: OpeningsOpt = 3,
+    samples: SamplesOpt = 3,
+    cache: CacheOpt = None,
+    model: ModelOpt = "default",
+    seed: Annotated[int, typer.Option(help="Seed of the samples.", **SEED_RANGE)] = 0,
+    timeout: TimeoutOpt = None,
+) -> None:
+    """Refit ai_author's combiner on the odd pairs of each file and on the model's own samples,
+    with thresholds at measured false-positive rates; use it with
+    --checks ai_author:combiner=FILE, or write it over the package's to make it the default."""
+    from condpred.checks.validation import check_data, fit_ai_author
+
+    _only_ai_author(name, "fit")
+    check_output_path(output)
+    check_model_spec(model)
+    check_data(data)
+    record = fit_ai_author(
+        load_model_with_bar(model),
+        data,
+        limit=limit,
+        openings=openings,
+        samples=samples,
+        seed=seed,
+        cache=cache,
+    )
+    for combiner in record["combiners"]:
+        weights = ", ".join(
+            f"{f} {c:+.2f}" for f, c in zip(combiner["features"], combiner["coef"], strict=True)
+        )
+        out.print(
+            f"{combiner['name']}: {weights}; warn above {combiner['warn_above']:.3f}, "
+            f"fail above {combiner['fail_above']:.3f}"
+        )
+    write_json(output, record)
+    out.print(f"wrote {output}")
 
 
 @checks_app.command("list")
