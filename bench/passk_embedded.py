@@ -90,8 +90,17 @@ def summary(base_db: Path, tuned_db: Path, out: Path) -> None:
         for db in (base_db, tuned_db)
         for line in db.with_suffix(".load.jsonl").read_text().splitlines()
     ]
+    n = params["n"]
+    solved = {
+        a["model"]: _exact_share([r.correct > 0 for r in arm_rows if r.problem in paired])
+        for a, arm_rows in zip(arms, rows, strict=True)
+    }
     result = {
         "runs": runs,
+        # pass@n is the share of problems solved at least once in n: a binomial share, so its
+        # exact (Clopper-Pearson) interval stays informative at 0, where the percentile
+        # bootstrap over problems collapses to [0, 0].
+        f"solved_at_n_{n}_exact_ci": solved,
         "settings": SETTINGS,
         "torch_threads_per_process": 1,
         "problems_sampled": {a["model"]: len(r) for a, r in zip(arms, rows, strict=True)},
@@ -106,6 +115,15 @@ def summary(base_db: Path, tuned_db: Path, out: Path) -> None:
     }
     out.write_text(json.dumps(result, indent=1))
     print(f"wrote {out}: {len(paired)} paired problems")
+
+
+def _exact_share(hits: list[bool]) -> dict[str, object]:
+    from scipy.stats import binomtest  # pinned in constraints.txt (a transitive dependency)
+
+    if not hits:
+        return {"solved": 0, "problems": 0, "ci": None}
+    ci = binomtest(sum(hits), len(hits)).proportion_ci(0.95, method="exact")
+    return {"solved": sum(hits), "problems": len(hits), "ci": [ci.low, ci.high]}
 
 
 if __name__ == "__main__":
