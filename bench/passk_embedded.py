@@ -21,6 +21,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import torch
@@ -78,7 +79,20 @@ def summary(base_db: Path, tuned_db: Path, out: Path) -> None:
         with Store(db) as store:
             record = store.list_runs(limit=1)[0]
             stored = read_rows(store, record.id, PassKRow)
-        runs.append({"db": str(db), "run_id": record.id, "status": record.status})
+            # Why samples ended (a stop string, end of turn, or --max-tokens: truncated), over
+            # every problem the run sampled. A truncated sample's "answer" is its last number.
+            ends = Counter(s.finish_reason for s in store.samples(record.id))
+        runs.append(
+            {
+                "db": str(db),
+                "run_id": record.id,
+                "status": record.status,
+                "problems_sampled": len(stored),
+                "finish_reasons": dict(ends),
+                "tokens_per_s_all_problems": sum(r.tokens for r in stored)
+                / sum(r.sample_s for r in stored),
+            }
+        )
         arms.append({**record.params["arms"][0], "role": role})
         rows.append([r.model_copy(update={"arm": a, "role": role}) for r in stored])
         params = record.params
