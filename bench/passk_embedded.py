@@ -1,57 +1,147 @@
-"""pass@k of the embedded pair on GSM8K, as the README reports it: `condpred passk` through the
-library, stopped by SIGINT when its time is up (`timeout -s INT`) and summarised from the rows
-stored by then; `condpred resume RUN_ID --db DB` goes on from there.
+"""pass@k of the embedded pair on GSM8K, as the README reports it.
 
-    nice -n 10 timeout -s INT 1200 python bench/passk_embedded.py DB OUT.json
+Each model is its own `condpred passk` run in its own process, one torch thread each: on two
+cores shared with other jobs one thread per process is faster than two threads in one (the
+OpenMP barrier waits on a busy core: bench/results/sample.json, `threads`), and the two models
+progress side by side. Both runs take the same problems in the same order with the same
+per-problem seeds (`item_seed(kind, seed, problem)`), so `summary` pairs them by problem on the
+problems both reached. A run stopped by SIGINT (`timeout -s INT`) is resumed by starting the
+same command again (or `condpred resume RUN_ID --db DB`).
+
+    OMP_NUM_THREADS=1 nice -n 15 timeout -s INT 4000 python bench/passk_embedded.py run base DB1 &
+    OMP_NUM_THREADS=1 nice -n 15 timeout -s INT 4000 python bench/passk_embedded.py run tuned DB2 &
+    python bench/passk_embedded.py summary DB1 DB2 bench/results/passk_embedded.json
 """
 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
+import threading
 import time
+from collections import Counter
 from pathlib import Path
 
+import torch
+
 from condpred import Store
-from condpred.experiments.passk import PassKRow, run_passk
+from condpred.experiments.passk import PassKRow, resume_passk, run_passk
 from condpred.experiments.passk.run import summarise
 from condpred.experiments.runner import read_rows
 from condpred.model.registry import load_model
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "test.jsonl"
+# base: gemma-3-270m on the worked-solutions page; tuned: SmolLM2-135M-Instruct in its template.
+ARMS = {"base": ("default", "base"), "tuned": ("smollm2-135m-instruct", "chat")}
+SETTINGS = {
+    "n": 16,
+    "limit": 400,  # more than fits: the run is stopped by time, on paired problems
+    "shots": 2,  # GSM8K test lines 1-2 are the worked examples, not evaluated
+    "temperature": 0.6,
+    "top_p": 1.0,  # nucleus sampling sorts the vocabulary per token on `hf`: off on CPU
+    "max_tokens": 160,
+    "seed": 0,
+}
 
 
-def main(db: Path, out: Path) -> None:
+def _log_load(path: Path, every: float = 60.0) -> None:
+    """Append the load averages every minute: the contention the tokens/s were measured under."""
+    while True:
+        with path.open("a") as f:
+            f.write(json.dumps({"t": time.time(), "loadavg": os.getloadavg()}) + "\n")
+        time.sleep(every)
+
+
+def run(arm: str, db: Path) -> None:
     # A background job starts with SIGINT ignored: take it back, so `timeout -s INT` stops us.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    started = time.time()
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    threading.Thread(target=_log_load, args=(db.with_suffix(".load.jsonl"),), daemon=True).start()
+    spec, style = ARMS[arm]
+    load = lambda s: load_model(s, device="cpu")  # noqa: E731
     with Store(db) as store:
+        earlier = store.list_runs(limit=1)
         try:
-            result = run_passk(
-                str(DATA),
-                ["default", "smollm2-135m-instruct"],
-                n=8,
-                limit=60,
-                shots=2,
-                prompt_style="native",
-                temperature=0.6,
-                top_p=1.0,
-                max_tokens=128,
-                seed=0,
-                store=store,
-                load=lambda spec: load_model(spec, device="cpu"),
-            )
-            run_id, summary = result.run_id, result.summary
+            if earlier and earlier[0].status != "done":
+                resume_passk(earlier[0].id, store, load)
+            elif not earlier:
+                run_passk(str(DATA), [spec], prompt_style=style, store=store, load=load, **SETTINGS)
         except KeyboardInterrupt:
-            run = store.list_runs(limit=1)[0]
-            rows = read_rows(store, run.id, PassKRow)
-            run_id, summary = run.id, summarise(rows, run.params, run.seed or 0)
-        status = store.get_run(run_id).status
-    wall = time.time() - started
-    out.write_text(json.dumps({"run_id": run_id, "status": status, "wall_s": wall, **summary}))
-    print(f"run {run_id}: {status} after {wall:.0f} s; wrote {out}")
+            print(f"{arm}: interrupted; start the same command again to resume", flush=True)
+
+
+def summary(base_db: Path, tuned_db: Path, out: Path) -> None:
+    """Both runs' rows as one base-vs-tuned comparison, on the problems both reached."""
+    rows, arms, runs = [], [], []
+    for a, (db, role) in enumerate([(base_db, "base"), (tuned_db, "tuned")]):
+        with Store(db) as store:
+            record = store.list_runs(limit=1)[0]
+            stored = read_rows(store, record.id, PassKRow)
+            # Why samples ended (a stop string, end of turn, or --max-tokens: truncated), over
+            # every problem the run sampled. A truncated sample's "answer" is its last number.
+            ends = Counter(s.finish_reason for s in store.samples(record.id))
+        runs.append(
+            {
+                "db": str(db),
+                "run_id": record.id,
+                "status": record.status,
+                "problems_sampled": len(stored),
+                "finish_reasons": dict(ends),
+                "tokens_per_s_all_problems": sum(r.tokens for r in stored)
+                / sum(r.sample_s for r in stored),
+            }
+        )
+        arms.append({**record.params["arms"][0], "role": role})
+        rows.append([r.model_copy(update={"arm": a, "role": role}) for r in stored])
+        params = record.params
+    paired = {r.problem for r in rows[0]} & {r.problem for r in rows[1]}
+    both = [r for arm_rows in rows for r in arm_rows if r.problem in paired]
+    merged = {**params, "arms": arms, "models": [a["model"] for a in arms]}
+    loads = [
+        json.loads(line)["loadavg"]
+        for db in (base_db, tuned_db)
+        for line in db.with_suffix(".load.jsonl").read_text().splitlines()
+    ]
+    n = params["n"]
+    solved = {
+        a["model"]: _exact_share([r.correct > 0 for r in arm_rows if r.problem in paired])
+        for a, arm_rows in zip(arms, rows, strict=True)
+    }
+    result = {
+        "runs": runs,
+        # pass@n is the share of problems solved at least once in n: a binomial share, so its
+        # exact (Clopper-Pearson) interval stays informative at 0, where the percentile
+        # bootstrap over problems collapses to [0, 0].
+        f"solved_at_n_{n}_exact_ci": solved,
+        "settings": SETTINGS,
+        "torch_threads_per_process": 1,
+        "problems_sampled": {a["model"]: len(r) for a, r in zip(arms, rows, strict=True)},
+        "paired_problems": len(paired),
+        "loadavg_1min": {
+            "min": min(x[0] for x in loads),
+            "median": sorted(x[0] for x in loads)[len(loads) // 2],
+            "max": max(x[0] for x in loads),
+            "samples": len(loads),
+        },
+        **summarise(both, merged, params.get("seed", 0)),
+    }
+    out.write_text(json.dumps(result, indent=1))
+    print(f"wrote {out}: {len(paired)} paired problems")
+
+
+def _exact_share(hits: list[bool]) -> dict[str, object]:
+    from scipy.stats import binomtest  # pinned in constraints.txt (a transitive dependency)
+
+    if not hits:
+        return {"solved": 0, "problems": 0, "ci": None}
+    ci = binomtest(sum(hits), len(hits)).proportion_ci(0.95, method="exact")
+    return {"solved": sum(hits), "problems": len(hits), "ci": [ci.low, ci.high]}
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]), Path(sys.argv[2]))
+    if sys.argv[1] == "run":
+        run(sys.argv[2], Path(sys.argv[3]))
+    else:
+        summary(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))

@@ -399,6 +399,46 @@ def test_the_command_writes_the_out_contract_and_the_report_draws_it(
     assert code == 2 and "--data" in stderr
 
 
+def test_an_interrupted_command_still_writes_out_and_says_how_to_resume(
+    tmp_path, tiny_model_dir, capsys, monkeypatch
+):
+    """Ctrl-C (a KeyboardInterrupt inside sampling, where SIGINT lands) after 3 of 6 rows: exit
+    130, `--out` holds the 3 stored rows' summary marked interrupted with the resume command,
+    and `--resume` completes the same run to all 6."""
+    import condpred.cli.passk as passk_cli
+
+    monkeypatch.setenv("CONDPRED_DB", str(tmp_path / "runs.db"))
+    data = synthetic_data(tmp_path / "syn.jsonl", [0.5, 0.2, 0.9])
+    out = tmp_path / "out.json"
+    budget = [3]
+
+    def load(spec):
+        return Interrupting(
+            HFModel.from_pretrained(tiny_model_dir, spec=spec, device="cpu"), budget
+        )
+
+    monkeypatch.setattr(passk_cli, "load_model_with_bar", load)
+    args = ("--n", "4", "--prompt-style", "base", "--max-tokens", "4", "--out", str(out))
+    code, _, stderr = run_cli(capsys, "passk", "--models", "m1,m2", "--data", str(data), *args)
+    assert code == 130
+    partial = json.loads(out.read_text())
+    resume_command = f"condpred resume {partial['run_id']}"
+    assert partial["status"] == "interrupted" and partial["resume"] == resume_command
+    assert sorted((p["model"], p["id"]) for p in partial["problems"]) == [
+        ("m1", "line 1"),
+        ("m1", "line 2"),
+        ("m2", "line 1"),
+    ]  # problem by problem, every model on each
+    assert [a["problems"] for a in partial["arms"]] == [2, 1]
+    assert resume_command in " ".join(stderr.split())
+    budget[0] = 100
+    code, _, stderr = run_cli(capsys, "passk", "--resume", partial["run_id"], *args[-2:])
+    assert code == 0, stderr
+    whole = json.loads(out.read_text())
+    assert "status" not in whole and len(whole["problems"]) == 6
+    assert all(p in whole["problems"] for p in partial["problems"])  # stored rows kept as they were
+
+
 @needs_shared
 def test_the_command_checks_the_verifier_on_a_data_set(capsys):
     code, stdout, stderr = run_cli(

@@ -4,6 +4,8 @@ crossover (thin: parses, calls `condpred.experiments.passk`, prints)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,9 +13,24 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from condpred.cli.app import DbOpt, JsonOpt, app, finish, load_model_with_bar, out, write_json
+from condpred.cli.app import (
+    DbOpt,
+    JsonOpt,
+    app,
+    err,
+    finish,
+    load_model_with_bar,
+    out,
+    write_json,
+)
 from condpred.errors import InputError
-from condpred.experiments.passk import Verifier, resume_passk, run_passk, validate
+from condpred.experiments.passk import (
+    PassKInterrupted,
+    Verifier,
+    resume_passk,
+    run_passk,
+    validate,
+)
 from condpred.experiments.passk.data import PROMPT_STYLES, load_problems
 from condpred.experiments.passk.estimate import crossover_ci
 from condpred.stats import format_ci
@@ -89,7 +106,7 @@ def passk_cmd(
                 f"({r['rate']:.4f}); verdicts {r['verdicts']}"
             )
         return
-    with Store(db) as store:
+    with Store(db) as store, _partial_out_on_interrupt(output):
         if resume_id:
             result = resume_passk(resume_id, store, load_model_with_bar)
         elif data is None:
@@ -112,6 +129,26 @@ def passk_cmd(
                 load=load_model_with_bar,
             )
     finish(store, result.run_id, result.summary, output, as_json, _print)
+
+
+@contextmanager
+def _partial_out_on_interrupt(output: Path | None) -> Iterator[None]:
+    """Ctrl-C during the run: `--out` still gets the summary of the rows stored by then, marked
+    `"status": "interrupted"` with the command that finishes the run; then the interrupt goes on
+    (exit code 130, the run marked interrupted in the store)."""
+    try:
+        yield
+    except PassKInterrupted as stop:
+        run_id, summary = stop.result.run_id, stop.result.summary
+        resume = f"condpred resume {run_id}"
+        write_json(output, {"run_id": run_id, "status": "interrupted", "resume": resume, **summary})
+        where = f"; wrote what was stored to {output} (partial)" if output else ""
+        err.print(
+            f"interrupted after {len(stop.result.rows)} (model, problem) rows{where}. "
+            f"Finish the run with: {resume}",
+            soft_wrap=True,
+        )
+        raise
 
 
 def _ks(option: str | None) -> list[int] | None:

@@ -7,11 +7,19 @@ unbiased pass@k, its bootstrap intervals and the crossover, and `run` is the exp
 """
 
 from condpred.experiments.passk.estimate import compare, curve, pass_at_k, pass_at_k_matrix
-from condpred.experiments.passk.run import KIND, PassKResult, PassKRow, resume_passk, run_passk
+from condpred.experiments.passk.run import (
+    KIND,
+    PassKInterrupted,
+    PassKResult,
+    PassKRow,
+    resume_passk,
+    run_passk,
+)
 from condpred.experiments.passk.verify import Verdict, Verifier, validate
 
 __all__ = [
     "KIND",
+    "PassKInterrupted",
     "PassKResult",
     "PassKRow",
     "Verdict",

@@ -67,6 +67,16 @@ class PassKResult:
     summary: dict[str, Any]
 
 
+class PassKInterrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during a stored run: still a KeyboardInterrupt, carrying the result of
+    the rows stored by then, so the caller can write a partial `--out` before exiting (the run is
+    marked interrupted in the store; `condpred resume RUN_ID` finishes it)."""
+
+    def __init__(self, result: PassKResult) -> None:
+        super().__init__(f"run {result.run_id} interrupted after {len(result.rows)} rows")
+        self.result = result
+
+
 def run_passk(
     data: str,
     models: Sequence[str],
@@ -236,11 +246,18 @@ def _execute(
 
     order = [a * size + p for p in range(size) for a in range(len(plan))]
     label = f"passk: {', '.join(params['models'])}, {n} samples per problem"
-    with recording(store, run_id) as recorder, Verifier(params["time_limit_s"]) as verifier:
-        started = time.perf_counter()
-        step = 1 if at_once == 1 else at_once * len(plan)  # a local model commits each problem
-        rows = recorder.add_item_batches(PassKRow, order, batch, label, batch=step)
-        recorder.timings["sampling_s"] = time.perf_counter() - started
+    try:
+        with recording(store, run_id) as recorder, Verifier(params["time_limit_s"]) as verifier:
+            started = time.perf_counter()
+            step = 1 if at_once == 1 else at_once * len(plan)  # a local model commits each problem
+            rows = recorder.add_item_batches(PassKRow, order, batch, label, batch=step)
+            recorder.timings["sampling_s"] = time.perf_counter() - started
+    except KeyboardInterrupt as stop:
+        if store is None:  # nothing was kept: nothing to summarise or resume
+            raise
+        rows = read_rows(store, run_id, PassKRow)
+        partial = PassKResult(run_id, rows, summarise(rows, params, seed))
+        raise PassKInterrupted(partial) from stop
     if store is not None:
         rows = read_rows(store, run_id, PassKRow)
     return PassKResult(run_id, rows, summarise(rows, params, seed))
