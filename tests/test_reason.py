@@ -92,7 +92,7 @@ class ScriptedExpert:
         self.draws: dict[int, int] = {}
 
     def sample(self, context, n, params, start=0):
-        step = re.search(r"Step (\d+)\.$", context)
+        step = re.search(r"Step (\d+)\.\n*$", context)  # a blank line goes on below
         if step is None:  # the greedy answer line after `####`
             return [_sample(self.answer)]
         k = int(step.group(1))
@@ -155,6 +155,14 @@ def test_the_gate_resamples_a_wrong_step_and_stops_a_chain_that_stays_wrong(
     assert run_reason(file, late, steps=1, checks=[]).rows[0].answer == "12"
     blank = ScriptedExpert(tiny, {1: [" I add them."]}, answer="\n\n")
     assert run_reason(file, blank, steps=1, checks=[]).rows[0].verdict == "unparseable"
+    # a step is the first non-blank line after `Step k.`: a label on a line of its own goes on
+    heading = ScriptedExpert(tiny, {1: ["", " 3 * 4 = 12."], 2: [" #### 12"]})
+    below = run_reason(file, heading, checks=["arithmetic"]).rows[0]
+    assert [s.text for s in below.steps] == ["\n 3 * 4 = 12.", " #### 12"]
+    assert below.verdict == "correct" and below.steps[0].candidates == 1
+    assert below.steps[0].checks[0]["verdict"] == "pass"  # the check read the line below
+    silent = run_reason(file, ScriptedExpert(tiny, {1: [""]}), steps=1, checks=[]).rows[0]
+    assert silent.steps[0].text == "\n\n"  # two blank lines passed over, then it stays empty
     two = run_reason(
         file, ScriptedExpert(tiny, script), samples=2, use_gate=True, steps=1, checks=checks
     )

@@ -2,14 +2,15 @@
 human expert writes in their working document, checked before the next step builds on it.
 
 Per problem (one item, one typed row, committed with every sample and check result): step k is
-sampled as one line after `Step k.` (`samples` candidates), the step checks (`ai_author`,
-`surprisal`, `arithmetic` from the CHECKS registry by default) run on each candidate with the
-document so far as its context. Without the gate the first candidate is kept whatever the checks
-say; with it, the first candidate with no failing result is kept, a step whose candidates all
-fail is resampled (at most `max_resamples` times, fresh seeds), and then the chain stops with the
-reason stored. A chain ends at a line with `####` (the answer), at the end of the document, or
-after `steps` steps; without an answer line, the answer is the greedy continuation of `####`
-after the chain. The direct answer, the greedy `####` line right after the problem under the
+sampled as the first non-blank line after `Step k.` (`samples` candidates), the step checks
+(`ai_author`, `surprisal`, `arithmetic` from the CHECKS registry by default) run on each
+candidate with the document so far as its context. Without the gate the first candidate is kept
+whatever the checks say; with it, the first candidate with no failing result is kept, a step
+whose candidates all fail is resampled (at most `max_resamples` times, fresh seeds), and then
+the chain stops with the reason stored. A chain ends at a line with `####` (the answer), at the
+end of the document, or after `steps` steps; without an answer line, the answer is the greedy
+continuation of `####` after the chain. The direct answer, the greedy `####` line right after
+the problem under the
 same camera, is stored beside it: the paired baseline.
 """
 
@@ -51,6 +52,7 @@ KIND = "reason"
 DEFAULT_CHECKS = ("ai_author", "surprisal", "arithmetic")
 ANSWER = "####"
 ANSWER_TOKENS = 16
+BLANK_LINES = 2  # blank lines after `Step k.` passed over before the step counts as empty
 
 
 class Step(BaseModel):
@@ -197,10 +199,17 @@ class _Chain:
     check_s: float = 0.0
 
     def draw(
-        self, model: PredictiveModel, context: str, n: int, sampling: SamplingParams
+        self,
+        model: PredictiveModel,
+        context: str,
+        n: int,
+        sampling: SamplingParams,
+        line: bool = False,
     ) -> list[Sample]:
         started = time.perf_counter()
         drawn = model.sample(context, n, sampling)
+        if line:
+            drawn = [_first_line(model, context, s, sampling, i) for i, s in enumerate(drawn)]
         self.sample_s += time.perf_counter() - started
         self.tokens += sum(len(s.tokens) for s in drawn)
         # Stored indices run over the whole chain (every step, round and the answers).
@@ -241,7 +250,7 @@ def _chain(
                 stop=("\n",),
                 seed=_seed(seed, index, k, rounds),
             )
-            drawn = chain.draw(model, head, params["samples"], sampling)
+            drawn = chain.draw(model, head, params["samples"], sampling, line=True)
             results = chain.check(CheckInput(model, conditional, head, drawn), params["checks"])
             passing, dropped = gate(drawn, results, worst="warn")
             if not params["gate"] or passing:
@@ -305,6 +314,32 @@ def _chain(
         samples=chain.samples,
         check_results=chain.results,
     )
+
+
+def _first_line(
+    model: PredictiveModel, head: str, sample: Sample, sampling: SamplingParams, i: int
+) -> Sample:
+    """A step is the first non-blank line after `Step k.`: a model that ends the line at once
+    (`Step 1.` as a heading, its calculation on the line below) goes on after the newline it
+    wrote, with the step's tokens that are left; one sample of what it wrote, newline included
+    (stopping at the first newline made 12 of 45 of gemma's steps empty)."""
+    for blank in range(BLANK_LINES):
+        left = sampling.max_new_tokens - len(sample.tokens)
+        if sample.text.strip() or sample.finish_reason != "stop" or left < 1:
+            break
+        written = f"{sample.text}\n"
+        seed = _seed(sampling.seed, i, blank)
+        more = model.sample(
+            head + written, 1, dataclasses.replace(sampling, max_new_tokens=left, seed=seed)
+        )[0]
+        sample = dataclasses.replace(
+            more,
+            text=written + more.text,
+            token_logprobs=[*sample.token_logprobs, *more.token_logprobs],
+            tokens=[*sample.tokens, *more.tokens],
+            index=sample.index,
+        )
+    return sample
 
 
 def _greedy_answer(
