@@ -163,6 +163,13 @@ def test_the_gate_resamples_a_wrong_step_and_stops_a_chain_that_stays_wrong(
     assert below.steps[0].checks[0]["verdict"] == "pass"  # the check read the line below
     silent = run_reason(file, ScriptedExpert(tiny, {1: [""]}), steps=1, checks=[]).rows[0]
     assert silent.steps[0].text == "\n\n"  # two blank lines passed over, then it stays empty
+    # a symbolic (MATH) answer: the `####` line is what math-verify reads, whole
+    polar = tmp_path / "polar.yaml"
+    gold = "'\\left( 3, \\frac{\\pi}{2} \\right)'"
+    polar.write_text(f"prefix: Solution.\nextra: {{problems: [{{question: P, answer: {gold}}}]}}")
+    tex = {1: [" #### \\left( 3, \\frac{\\pi}{2} \\right)."]}  # the whole text would read 3
+    symbolic = run_reason(polar, ScriptedExpert(tiny, tex, answer=" 3"), checks=[]).rows[0]
+    assert symbolic.verdict == "correct" and symbolic.direct_verdict == "wrong"
     two = run_reason(
         file, ScriptedExpert(tiny, script), samples=2, use_gate=True, steps=1, checks=checks
     )

@@ -355,8 +355,14 @@ def _greedy_answer(
 
 
 def _answer(verifier: Verifier, problem: Problem, text: str) -> tuple[str | None, str | None]:
-    """The final answer in `text` and, with a gold answer, the verifier's verdict on it."""
+    """The final answer in `text` and, with a gold answer, the verifier's verdict on it. A
+    symbolic (MATH) answer is the `####` line put in the `\\boxed{}` the verifier reads: given
+    the whole text, math-verify reads the last expression it can parse (`3` of an undelimited
+    `\\left( 3, \\frac{\\pi}{2} \\right)`)."""
     if problem.gold:
+        if problem.kind == "symbolic" and ANSWER in text:
+            line = text.rsplit(ANSWER, 1)[1].strip().split("\n", 1)[0]
+            text = f"\\boxed{{{line.strip().rstrip('.').strip('$').strip()}}}"
         verdict = verifier.check(problem.kind, problem.gold, text)
         return verdict.answer, verdict.verdict
     tail = text.rsplit(ANSWER, 1)[-1].strip()
