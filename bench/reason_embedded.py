@@ -35,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 from condpred import Store
-from condpred.experiments.passk import PassKRow, run_passk
+from condpred.experiments.passk import PassKRow, Verifier, run_passk
+from condpred.experiments.passk.data import load_problems
 from condpred.experiments.reason import ReasonRow, run_reason
 from condpred.experiments.runner import read_rows, resume
 from condpred.model.registry import load_model
@@ -174,6 +175,7 @@ def summary(state: dict[str, tuple[Store, str]]) -> dict:
                 "tokens": tokens, "sample_s": seconds,
                 "tokens_per_s": tokens / seconds if seconds else None,
                 "check_s": sum(r.check_s for r in rows),
+                **_rules(store, run_id, rows),
             }  # fmt: skip
         else:
             rows = read_rows(store, run_id, PassKRow)
@@ -184,6 +186,7 @@ def summary(state: dict[str, tuple[Store, str]]) -> dict:
                 "verdicts": _counts(v for r in rows for v in r.verdicts),
                 "answers": [[r.id, r.answers[0]] for r in rows],
                 "tokens": tokens, "tokens_per_s": tokens / seconds if seconds else None,
+                **_rules(store, run_id, rows),
             }  # fmt: skip
     if len(direct) == 2:  # greedy and seeded alike: both reason arms' direct answers must agree
         a, b = direct.values()
@@ -216,6 +219,42 @@ def summary(state: dict[str, tuple[Store, str]]) -> dict:
                     "ci": ci_list(lambda p, q: float(np.mean(p - q)), x, y),
                 }
     return {"arms": arms, "accuracy": accuracy}
+
+
+def _rules(store: Store, run_id: str, rows: list) -> dict[str, dict[str, int]]:
+    """Which of the verifier's rules found each answer (`####` written by the model, or a
+    fallback: boxed, "answer is", the last number in the text), re-verifying the stored text as
+    the run gave it to the verifier; symbolic answers are all math-verify's."""
+    params = store.get_run(run_id).params
+    if "problems" in params:
+        problems = {p["id"]: p for p in params["problems"]}
+    else:  # a pass@k run stores where its problems are
+        loaded, _ = load_problems(params["data"], params["limit"])
+        problems = {p.id: {"kind": p.kind, "gold": p.gold} for p in loaded}
+    chain, direct = [], []
+    with Verifier(10.0) as verifier:
+        for r in rows:
+            p, samples = problems[r.id], store.samples(run_id, r.index)
+            if p["kind"] != "numeric":
+                continue
+            if isinstance(r, PassKRow):
+                chain.append(verifier.check("numeric", p["gold"], samples[0].text).rule)
+                continue
+            text = "\n".join(s.text for s in r.steps)
+            if "####" not in text:  # the chain's answer line is the second-to-last sample
+                text += f"\n#### {_first_line(samples[-2].text)}"
+            chain.append(verifier.check("numeric", p["gold"], text).rule)
+            direct.append(
+                verifier.check("numeric", p["gold"], f"#### {_first_line(samples[-1].text)}").rule
+            )
+    out = {"answer_rules": _counts(chain)}
+    if direct:
+        out["direct_answer_rules"] = _counts(direct)
+    return out
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
 def _counts(values) -> dict[str, int]:

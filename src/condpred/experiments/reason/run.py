@@ -10,8 +10,7 @@ whose candidates all fail is resampled (at most `max_resamples` times, fresh see
 the chain stops with the reason stored. A chain ends at a line with `####` (the answer), at the
 end of the document, or after `steps` steps; without an answer line, the answer is the greedy
 continuation of `####` after the chain. The direct answer, the greedy `####` line right after
-the problem under the
-same camera, is stored beside it: the paired baseline.
+the problem under the same camera, is stored beside it: the paired baseline.
 """
 
 from __future__ import annotations
