@@ -203,6 +203,7 @@ def summary(state: dict[str, tuple[Store, str]]) -> dict:
                 "correct": int(values.sum()),
                 "accuracy": float(values.mean()),
                 "ci": ci_list(np.mean, values),
+                "exact_ci": _exact(int(values.sum()), int(values.size)),
             }
     pairs = [("reason, gate", "reason, no gate"), ("reason, no gate", "direct, same camera"),
              ("reason, gate", "direct, same camera"), ("reason, no gate", "tuned CoT"),
@@ -219,6 +220,15 @@ def summary(state: dict[str, tuple[Store, str]]) -> dict:
                     "ci": ci_list(lambda p, q: float(np.mean(p - q)), x, y),
                 }
     return {"arms": arms, "accuracy": accuracy}
+
+
+def _exact(correct: int, n: int) -> list[float]:
+    """Clopper-Pearson's exact 95% interval: the percentile bootstrap of a 0 of n accuracy is
+    [0, 0] (every resample is 0), which says nothing of how high the accuracy could be."""
+    from scipy.stats import binomtest  # scipy: pinned in constraints.txt, via scikit-learn
+
+    ci = binomtest(correct, n).proportion_ci(method="exact")
+    return [float(ci.low), float(ci.high)]
 
 
 def _rules(store: Store, run_id: str, rows: list) -> dict[str, dict[str, int]]:
