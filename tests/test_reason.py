@@ -92,7 +92,7 @@ class ScriptedExpert:
         self.draws: dict[int, int] = {}
 
     def sample(self, context, n, params, start=0):
-        step = re.search(r"Step (\d+)\.$", context)
+        step = re.search(r"Step (\d+)\.\n*$", context)  # a blank line goes on below
         if step is None:  # the greedy answer line after `####`
             return [_sample(self.answer)]
         k = int(step.group(1))
@@ -155,10 +155,73 @@ def test_the_gate_resamples_a_wrong_step_and_stops_a_chain_that_stays_wrong(
     assert run_reason(file, late, steps=1, checks=[]).rows[0].answer == "12"
     blank = ScriptedExpert(tiny, {1: [" I add them."]}, answer="\n\n")
     assert run_reason(file, blank, steps=1, checks=[]).rows[0].verdict == "unparseable"
+    # a step is the first non-blank line after `Step k.`: a label on a line of its own goes on
+    heading = ScriptedExpert(tiny, {1: ["", " 3 * 4 = 12."], 2: [" #### 12"]})
+    below = run_reason(file, heading, checks=["arithmetic"]).rows[0]
+    assert [s.text for s in below.steps] == ["\n 3 * 4 = 12.", " #### 12"]
+    assert below.verdict == "correct" and below.steps[0].candidates == 1
+    assert below.steps[0].checks[0]["verdict"] == "pass"  # the check read the line below
+    silent = run_reason(file, ScriptedExpert(tiny, {1: [""]}), steps=1, checks=[]).rows[0]
+    assert silent.steps[0].text == "\n\n"  # two blank lines passed over, then it stays empty
+    # a symbolic (MATH) answer: the `####` line is what math-verify reads, whole
+    polar = tmp_path / "polar.yaml"
+    gold = "'\\left( 3, \\frac{\\pi}{2} \\right)'"
+    polar.write_text(f"prefix: Solution.\nextra: {{problems: [{{question: P, answer: {gold}}}]}}")
+    tex = {1: [" #### \\left( 3, \\frac{\\pi}{2} \\right)."]}  # the whole text would read 3
+    symbolic = run_reason(polar, ScriptedExpert(tiny, tex, answer=" 3"), checks=[]).rows[0]
+    assert symbolic.verdict == "correct" and symbolic.direct_verdict == "wrong"
     two = run_reason(
         file, ScriptedExpert(tiny, script), samples=2, use_gate=True, steps=1, checks=checks
     )
     assert two.rows[0].steps[0].text == " 3 * 4 = 12." and two.rows[0].steps[0].resampled == 0
+
+
+class DecomposingExpert:
+    """The tiny model for the checks; sub-questions, answers and the final line scripted, and
+    every context it was asked to continue kept (each answer's own document)."""
+
+    def __init__(self, model: HFModel, answers: dict[str, list[str]]) -> None:
+        self.model, self.answers, self.spec, self.contexts = model, answers, "scripted", []
+        self.questions = [" What is 3 times 4?", " What is that plus 2?", ""]
+
+    def sample(self, context, n, params, start=0):
+        self.contexts.append(context)
+        if re.search(r"Sub-question (\d+)\.\n*$", context):
+            k = int(re.findall(r"Sub-question (\d+)\.", context)[-1])
+            return [_sample(self.questions[min(k, 3) - 1], i) for i in range(n)]
+        if context.endswith("Answer."):
+            key = context.rsplit("Question. ", 1)[1].split("\n")[0]
+            return [_sample(self.answers[key].pop(0), i) for i in range(n)]
+        return [_sample(" 14")]  # the final `####` line (and the direct one)
+
+    def __getattr__(self, name):
+        return getattr(self.model, name)
+
+
+def test_decomposition_answers_each_sub_question_in_its_own_document(tmp_path, tiny_model_dir):
+    tiny = HFModel.from_pretrained(tiny_model_dir, spec="tiny", device="cpu")
+    file = _file(tmp_path, "    - {question: 'What is 3 times 4, plus 2?', answer: 14}")
+    answers = {
+        "What is 3 times 4?": [" 3 * 4 = 13.", " 3 * 4 = 12."],  # the gate resamples the first
+        "What is that plus 2?": [" 12 + 2 = 14."],
+    }
+    expert = DecomposingExpert(tiny, answers)
+    result = run_reason(file, expert, decompose=True, use_gate=True, checks=["arithmetic"])
+    row = result.rows[0]
+    assert [(s.part, s.text) for s in row.steps] == [
+        ("sub-question", " What is 3 times 4?"), ("sub-question", " What is that plus 2?"),
+        ("answer", " 3 * 4 = 12."), ("answer", " 12 + 2 = 14."),
+    ]  # fmt: skip
+    assert [s.resampled for s in row.steps] == [0, 0, 1, 0] and row.gate_stops == 1
+    assert row.stopped == "end of the sub-questions" and row.verdict == "correct"
+    pages = [c for c in expert.contexts if c.endswith("Answer.")]
+    assert len(pages) == 3 and "Sub-question" not in pages[-1]  # each on its own page
+    assert "Question. What is that plus 2?" in pages[-1] and "times 4?" not in pages[-1][-40:]
+    final = next(c for c in expert.contexts if c.endswith("####") and "Answer 2." in c)
+    assert final.endswith("Sub-question 2. What is that plus 2?\nAnswer 2. 12 + 2 = 14.\n####")
+    item = result.summary
+    assert [s.get("part") for s in item["steps"]][:2] == ["sub-question"] * 2
+    assert row.steps[0].label == "Sub-question 1."
 
 
 # --- runs on the tiny model ---------------------------------------------------------------------
@@ -253,6 +316,13 @@ def test_the_command_writes_the_out_contract_and_the_report_shows_the_chain(
     )  # fmt: skip
     several = json.loads(stdout)
     assert len(several["items"]) == 2 and several["accuracy"]["problems"] == 2
+    code, stdout, _ = run_cli(
+        capsys, "reason", str(EXAMPLES / "gsm8k-worked-solutions.yaml"), "--model",
+        str(tiny_model_dir), "--steps", "1", "--max-tokens", "3", "--checks", "none", "--json",
+        "--decompose",
+    )  # fmt: skip
+    parts = {s.get("part") for item in json.loads(stdout)["items"] for s in item["steps"]}
+    assert code == 0 and parts <= {"sub-question", "answer"}
     code, _, stderr = run_cli(capsys, "reason", str(tmp_path / "missing.yaml"))
     assert code == 2 and "missing.yaml" in stderr
     code, _, stderr = run_cli(capsys, "reason", file, "--checks", "no_such_check")

@@ -51,6 +51,14 @@ def reason_cmd(
         ),
     ] = False,
     max_resamples: Annotated[int, typer.Option("--max-resamples", min=0)] = 2,
+    decompose: Annotated[
+        bool,
+        typer.Option(
+            "--decompose",
+            help="The expert writes sub-questions (up to --steps), each answered in its own "
+            "document, then combined under the problem for the final answer.",
+        ),
+    ] = False,
     checks: Annotated[
         str,
         typer.Option(
@@ -105,6 +113,7 @@ def reason_cmd(
                 max_tokens=max_tokens,
                 seed=seed,
                 cameras_dir=cameras,
+                decompose=decompose,
                 store=store,
             )
     finish(store, result.run_id, result.summary, output, as_json, _print)
@@ -119,8 +128,8 @@ def _print(summary: dict[str, Any]) -> None:
             )
             again = f" (resampled {step['resampled']}x)" if step["resampled"] else ""
             out.print(
-                f"  Step {step['index']}.{escape(step['text'])}{again}"
-                + (f"  [dim]{escape(flags)}[/]" if flags else "")
+                f"  {step.get('part', 'step').capitalize()} {step['index']}."
+                f"{escape(step['text'])}{again}" + (f"  [dim]{escape(flags)}[/]" if flags else "")
             )
         verdict = f" ({item['verdict']}; gold {item['gold']})" if item["verdict"] else ""
         out.print(

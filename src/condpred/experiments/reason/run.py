@@ -2,15 +2,15 @@
 human expert writes in their working document, checked before the next step builds on it.
 
 Per problem (one item, one typed row, committed with every sample and check result): step k is
-sampled as one line after `Step k.` (`samples` candidates), the step checks (`ai_author`,
-`surprisal`, `arithmetic` from the CHECKS registry by default) run on each candidate with the
-document so far as its context. Without the gate the first candidate is kept whatever the checks
-say; with it, the first candidate with no failing result is kept, a step whose candidates all
-fail is resampled (at most `max_resamples` times, fresh seeds), and then the chain stops with the
-reason stored. A chain ends at a line with `####` (the answer), at the end of the document, or
-after `steps` steps; without an answer line, the answer is the greedy continuation of `####`
-after the chain. The direct answer, the greedy `####` line right after the problem under the
-same camera, is stored beside it: the paired baseline.
+sampled as the first non-blank line after `Step k.` (`samples` candidates), the step checks
+(`ai_author`, `surprisal`, `arithmetic` from the CHECKS registry by default) run on each
+candidate with the document so far as its context. Without the gate the first candidate is kept
+whatever the checks say; with it, the first candidate with no failing result is kept, a step
+whose candidates all fail is resampled (at most `max_resamples` times, fresh seeds), and then
+the chain stops with the reason stored. A chain ends at a line with `####` (the answer), at the
+end of the document, or after `steps` steps; without an answer line, the answer is the greedy
+continuation of `####` after the chain. The direct answer, the greedy `####` line right after
+the problem under the same camera, is stored beside it: the paired baseline.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ KIND = "reason"
 DEFAULT_CHECKS = ("ai_author", "surprisal", "arithmetic")
 ANSWER = "####"
 ANSWER_TOKENS = 16
+BLANK_LINES = 2  # blank lines after `Step k.` passed over before the step counts as empty
 
 
 class Step(BaseModel):
@@ -64,6 +65,12 @@ class Step(BaseModel):
     resampled: int  # rounds of resampling before this step was kept (0: the first draw)
     candidates: int  # candidates drawn for this step in all
     surprisal_bits: float  # mean bits/token of the kept step under the model
+    part: str = "step"  # with --decompose: "sub-question" or "answer" (one per sub-question)
+
+    @property
+    def label(self) -> str:
+        """How reports head it: `Step 2.`, or with --decompose `Sub-question 1.`, `Answer 3.`."""
+        return f"{self.part.capitalize()} {self.index}."
 
 
 class ReasonRow(Row):
@@ -109,10 +116,12 @@ def run_reason(
     seed: int = 0,
     cameras_dir: str | Path | None = None,
     time_limit: float = 10.0,
+    decompose: bool = False,
     store: Store | None = None,
 ) -> ReasonResult:
-    """Reason through each problem of `file` (or `data`) step by step; stored as a run of kind
-    'reason' when `store` is given."""
+    """Reason through each problem of `file` (or `data`) step by step (or, with `decompose`, by
+    sub-questions each answered in its own document); stored as a run of kind 'reason' when
+    `store` is given."""
     if steps < 1 or samples < 1 or max_resamples < 0 or max_tokens < 1 or temperature < 0:
         raise InputError(
             "need --steps >= 1, --samples >= 1, --max-resamples >= 0, --max-tokens >= 1 and "
@@ -139,6 +148,7 @@ def run_reason(
         "sampling": {"temperature": temperature, "max_tokens": max_tokens},
         "cameras": str(Path(cameras_dir).resolve()) if cameras_dir else None,
         "time_limit_s": time_limit,
+        "decompose": decompose,
     }
     run_id = open_run(store, KIND, model.spec, params, seed)
     return _execute(run_id, params, model, store, seed)
@@ -156,7 +166,7 @@ def resume_reason(
     return _execute(run.id, run.params, model, store, run.seed or 0)
 
 
-def _seed(seed: int, *parts: int) -> int:
+def _seed(seed: int, *parts: int | str) -> int:
     """The sampling seed of one (problem, step, round): hashed, so streams are unrelated."""
     digest = hashlib.sha256(":".join(map(str, ("reason", seed, *parts))).encode()).digest()
     return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
@@ -173,8 +183,10 @@ def _execute(
     problems = [Problem(**p) for p in params["problems"]]
     cameras = params["cameras"]
 
+    solve = _decomposed if params.get("decompose") else _chain  # runs made before: chains
+
     def item(index: int) -> Item:
-        return _chain(index, problems[index], conditional, model, params, seed, cameras, verifier)
+        return solve(index, problems[index], conditional, model, params, seed, cameras, verifier)
 
     with recording(store, run_id) as recorder, Verifier(params["time_limit_s"]) as verifier:
         started = time.perf_counter()
@@ -197,10 +209,17 @@ class _Chain:
     check_s: float = 0.0
 
     def draw(
-        self, model: PredictiveModel, context: str, n: int, sampling: SamplingParams
+        self,
+        model: PredictiveModel,
+        context: str,
+        n: int,
+        sampling: SamplingParams,
+        line: bool = False,
     ) -> list[Sample]:
         started = time.perf_counter()
         drawn = model.sample(context, n, sampling)
+        if line:
+            drawn = [_first_line(model, context, s, sampling, i) for i, s in enumerate(drawn)]
         self.sample_s += time.perf_counter() - started
         self.tokens += sum(len(s.tokens) for s in drawn)
         # Stored indices run over the whole chain (every step, round and the answers).
@@ -216,6 +235,64 @@ class _Chain:
         return found
 
 
+@dataclass
+class _Kept:
+    """What one step's sampling came to: the kept draw (None: the gate stopped it) and why."""
+
+    step: Sample | None
+    results: list[CheckResult]
+    rounds: int
+    reason: str
+
+
+def _draw_step(
+    chain: _Chain,
+    model: PredictiveModel,
+    conditional: Conditional,
+    head: str,
+    params: dict[str, Any],
+    seed: int,
+    key: tuple[int | str, ...],
+) -> _Kept:
+    """One line after `head`: drawn, checked and, with the gate, resampled (fresh seeds) until a
+    candidate no check fails, or given up after `max_resamples` rounds."""
+    s = params["sampling"]
+    step, rounds, reason, results = None, 0, "", []
+    for rounds in range(params["max_resamples"] + 1 if params["gate"] else 1):
+        sampling = SamplingParams(
+            max_new_tokens=s["max_tokens"],
+            temperature=s["temperature"],
+            stop=("\n",),
+            seed=_seed(seed, *key, rounds),
+        )
+        drawn = chain.draw(model, head, params["samples"], sampling, line=True)
+        results = chain.check(CheckInput(model, conditional, head, drawn), params["checks"])
+        passing, dropped = gate(drawn, results, worst="warn")
+        if not params["gate"] or passing:
+            step = (passing or drawn)[0] if params["gate"] else drawn[0]
+            break
+        reason = "; ".join(sorted({r.message for r in dropped[drawn[0].index]}))
+    return _Kept(step, results, rounds, reason)
+
+
+def _kept(kept: _Kept, index: int, params: dict[str, Any], part: str = "step") -> Step:
+    """The stored step: its text, its own check results (with the document's), its rounds."""
+    assert kept.step is not None
+    mine = [r for r in kept.results if r.sample_index in (None, kept.step.index)]
+    return Step(
+        index=index,
+        text=kept.step.text,
+        checks=[
+            {"check": r.check, "value": r.value, "verdict": r.verdict, "message": r.message}
+            for r in mine
+        ],
+        resampled=kept.rounds,
+        candidates=params["samples"] * (kept.rounds + 1),
+        surprisal_bits=_mean_bits(kept.step),
+        part=part,
+    )
+
+
 def _chain(
     index: int,
     problem: Problem,
@@ -227,56 +304,100 @@ def _chain(
     verifier: Verifier,
 ) -> Item:
     """One problem's chain, its answers and verdicts, as an item to commit whole."""
-    s = params["sampling"]
     text = document(conditional, problem, cameras)
     chain, kept, stopped, gate_stops = _Chain(), [], "steps", 0
     context = text
     for k in range(1, params["steps"] + 1):
         head = f"{context}\nStep {k}."
-        step, rounds, reason = None, 0, ""
-        for rounds in range(params["max_resamples"] + 1 if params["gate"] else 1):
-            sampling = SamplingParams(
-                max_new_tokens=s["max_tokens"],
-                temperature=s["temperature"],
-                stop=("\n",),
-                seed=_seed(seed, index, k, rounds),
-            )
-            drawn = chain.draw(model, head, params["samples"], sampling)
-            results = chain.check(CheckInput(model, conditional, head, drawn), params["checks"])
-            passing, dropped = gate(drawn, results, worst="warn")
-            if not params["gate"] or passing:
-                step = (passing or drawn)[0] if params["gate"] else drawn[0]
-                break
-            reason = "; ".join(sorted({r.message for r in dropped[drawn[0].index]}))
-        if rounds or step is None:
+        drawn = _draw_step(chain, model, conditional, head, params, seed, (index, k))
+        if drawn.rounds or drawn.step is None:
             gate_stops += 1
-        if step is None:
-            stopped = f"gate: step {k} failed {rounds + 1} rounds ({reason})"
+        if drawn.step is None:
+            stopped = f"gate: step {k} failed {drawn.rounds + 1} rounds ({drawn.reason})"
             break
-        mine = [r for r in results if r.sample_index in (None, step.index)]  # with the document's
-        kept.append(
-            Step(
-                index=k,
-                text=step.text,
-                checks=[
-                    {"check": r.check, "value": r.value, "verdict": r.verdict, "message": r.message}
-                    for r in mine
-                ],
-                resampled=rounds,
-                candidates=params["samples"] * (rounds + 1),
-                surprisal_bits=_mean_bits(step),
-            )
-        )
-        context = f"{head}{step.text}"
-        if ANSWER in step.text:
+        kept.append(_kept(drawn, k, params))
+        context = f"{head}{drawn.step.text}"
+        if ANSWER in drawn.step.text:
             stopped = "answer"
             break
-        if step.finish_reason == "eos":
+        if drawn.step.finish_reason == "eos":
             stopped = "end of document"
             break
     # The verifier reads the steps' own text: with the `Step k.` labels in it, its last-number
     # rule would take a label for the answer.
     solution = "\n".join(st.text for st in kept)
+    return _finish(index, problem, conditional, model, params, seed, text, verifier, chain,
+                   kept, stopped, gate_stops, context, solution)  # fmt: skip
+
+
+def _decomposed(
+    index: int,
+    problem: Problem,
+    conditional: Conditional,
+    model: PredictiveModel,
+    params: dict[str, Any],
+    seed: int,
+    cameras: str | None,
+    verifier: Verifier,
+) -> Item:
+    """One problem by decomposition: the expert writes sub-questions (`Sub-question k.`, up to
+    `steps`, each a checked step), answers each in its own document (the problem, then the
+    sub-question alone: `Answer.`, a checked step), and the answers are combined under the
+    problem, where the final `####` line is drawn. Stored step by step like a chain."""
+    text = document(conditional, problem, cameras)
+    chain, kept, stopped, gate_stops = _Chain(), [], "steps", 0
+    plan, questions = f"{text}\nFirst the sub-questions, each answered on a page of its own.", []
+    for k in range(1, params["steps"] + 1):
+        head = f"{plan}\nSub-question {k}."
+        drawn = _draw_step(chain, model, conditional, head, params, seed, (index, "q", k))
+        gate_stops += bool(drawn.rounds or drawn.step is None)
+        if drawn.step is None:
+            stopped = f"gate: sub-question {k} failed {drawn.rounds + 1} rounds ({drawn.reason})"
+            break
+        if not drawn.step.text.strip() or ANSWER in drawn.step.text:
+            stopped = "end of the sub-questions"
+            break
+        kept.append(_kept(drawn, len(kept) + 1, params, "sub-question"))
+        questions.append(drawn.step.text.strip())
+        plan = f"{head}{drawn.step.text}"
+        if drawn.step.finish_reason == "eos":
+            stopped = "end of document"
+            break
+    combined, answers = text, []
+    for k, question in enumerate(questions, 1):
+        own = dataclasses.replace(problem, question=f"{problem.question}\n\nQuestion. {question}")
+        head = f"{document(conditional, own, cameras)}\nAnswer."
+        drawn = _draw_step(chain, model, conditional, head, params, seed, (index, "a", k))
+        gate_stops += bool(drawn.rounds or drawn.step is None)
+        answer = "" if drawn.step is None else drawn.step.text.strip()
+        if drawn.step is not None:
+            kept.append(_kept(drawn, len(kept) + 1, params, "answer"))
+        answers.append(answer)
+        combined += f"\nSub-question {k}. {question}\nAnswer {k}. {answer}"
+    # The verifier reads the answers alone: a sub-question's numbers are not the answer.
+    solution = "\n".join(answers)
+    return _finish(index, problem, conditional, model, params, seed, text, verifier, chain,
+                   kept, stopped, gate_stops, combined, solution)  # fmt: skip
+
+
+def _finish(
+    index: int,
+    problem: Problem,
+    conditional: Conditional,
+    model: PredictiveModel,
+    params: dict[str, Any],
+    seed: int,
+    text: str,
+    verifier: Verifier,
+    chain: _Chain,
+    kept: list[Step],
+    stopped: str,
+    gate_stops: int,
+    context: str,
+    solution: str,
+) -> Item:
+    """The chain's answer (its own `####` line, or the greedy one after `context`), the direct
+    answer, both verified, as the problem's row with every draw and check result."""
     if ANSWER not in solution:
         solution += f"\n{ANSWER}{_greedy_answer(chain, model, context, seed, index)}"
     direct = f"{ANSWER}{_greedy_answer(chain, model, text, seed, index)}"
@@ -307,6 +428,32 @@ def _chain(
     )
 
 
+def _first_line(
+    model: PredictiveModel, head: str, sample: Sample, sampling: SamplingParams, i: int
+) -> Sample:
+    """A step is the first non-blank line after `Step k.`: a model that ends the line at once
+    (`Step 1.` as a heading, its calculation on the line below) goes on after the newline it
+    wrote, with the step's tokens that are left; one sample of what it wrote, newline included
+    (stopping at the first newline made 12 of 45 of gemma's steps empty)."""
+    for blank in range(BLANK_LINES):
+        left = sampling.max_new_tokens - len(sample.tokens)
+        if sample.text.strip() or sample.finish_reason != "stop" or left < 1:
+            break
+        written = f"{sample.text}\n"
+        seed = _seed(sampling.seed, i, blank)
+        more = model.sample(
+            head + written, 1, dataclasses.replace(sampling, max_new_tokens=left, seed=seed)
+        )[0]
+        sample = dataclasses.replace(
+            more,
+            text=written + more.text,
+            token_logprobs=[*sample.token_logprobs, *more.token_logprobs],
+            tokens=[*sample.tokens, *more.tokens],
+            index=sample.index,
+        )
+    return sample
+
+
 def _greedy_answer(
     chain: _Chain, model: PredictiveModel, context: str, seed: int, index: int
 ) -> str:
@@ -320,8 +467,14 @@ def _greedy_answer(
 
 
 def _answer(verifier: Verifier, problem: Problem, text: str) -> tuple[str | None, str | None]:
-    """The final answer in `text` and, with a gold answer, the verifier's verdict on it."""
+    """The final answer in `text` and, with a gold answer, the verifier's verdict on it. A
+    symbolic (MATH) answer is the `####` line put in the `\\boxed{}` the verifier reads: given
+    the whole text, math-verify reads the last expression it can parse (`3` of an undelimited
+    `\\left( 3, \\frac{\\pi}{2} \\right)`)."""
     if problem.gold:
+        if problem.kind == "symbolic" and ANSWER in text:
+            line = text.rsplit(ANSWER, 1)[1].strip().split("\n", 1)[0]
+            text = f"\\boxed{{{line.strip().rstrip('.').strip('$').strip()}}}"
         verdict = verifier.check(problem.kind, problem.gold, text)
         return verdict.answer, verdict.verdict
     tail = text.rsplit(ANSWER, 1)[-1].strip()
@@ -367,6 +520,7 @@ def _item_json(row: ReasonRow) -> dict[str, Any]:
         "id": row.id,
         "steps": [
             {"index": s.index, "text": s.text, "checks": s.checks, "resampled": s.resampled}
+            | ({} if s.part == "step" else {"part": s.part})
             for s in row.steps
         ],
         "answer": row.answer,

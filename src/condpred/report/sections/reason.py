@@ -69,7 +69,7 @@ def build(store: Store, run: RunRecord) -> list[Block]:
     )
     for row in rows:
         lines = [
-            f"Step {s.index}.{s.text}"
+            f"{s.label}{s.text}"
             + (f"   [resampled {s.resampled}x]" if s.resampled else "")
             + "".join(f"\n    {c['check']}: {c['verdict']} ({c['message']})" for c in s.checks)
             for s in row.steps
