@@ -231,9 +231,10 @@ def checks_validate(
     seed: Annotated[int, typer.Option(help="Seed of sampling and bootstrap.", **SEED_RANGE)] = 0,
     timeout: TimeoutOpt = None,
 ) -> None:
-    """The check beside its signals and anchors (likelihood, Fast-DetectGPT), AUROC with 95%
-    CIs, on the even pairs of each file (the combiner was fitted on the odd ones): human vs
-    machine text, the model's own samples under a human vs an AI author, and planted authors."""
+    """The check beside its signals and anchors (likelihood, Fast-DetectGPT; Binoculars with
+    --performer), AUROC with 95% CIs, on the even pairs of each file (the combiner was fitted on
+    the odd ones): human vs machine text, the model's own samples under a human vs an AI
+    author, and planted authors."""
     from condpred.checks.ai_author import load_combiners
     from condpred.checks.validation import check_data, format_validation, validate_ai_author
 
