@@ -359,10 +359,8 @@ def signals(
     ratio under `conditional` with its authors replaced, the lexical tells in the text, its
     likelihood and Fast-DetectGPT."""
     text = first_words(text)
-    probes = probe_set(conditional.camera, probe_sets)
-    evidence = summarise(probe_probabilities(model, context + text, probes))
-    evidence["camera"] = conditional.camera
-    evidence["lexical"] = hits = lexical_hits(text)
+    _, evidence = ai_probability(model, context + text, conditional.camera, probe_sets)
+    evidence["lexical"] = hits = lexical_hits(text)  # the prediction's, not the conditional's
     evidence["author_ratio"] = ratio = author_ratio(model, conditional, text)
     likelihood = likelihood_signals(model, context, text)
     p_ai = min(max(evidence["p_ai_mean"], 1e-6), 1 - 1e-6)

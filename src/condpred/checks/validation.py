@@ -24,6 +24,7 @@ import dataclasses
 import datetime as dt
 import json
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -327,12 +328,12 @@ def fit_combiners(rows: Sequence[dict[str, Any]]) -> list[Combiner]:
     from sklearn.linear_model import LogisticRegression
 
     train = list(rows)
+    weight = _kind_weights(train)
     own_human = [r for r in rows if r["kind"] == "sampled" and r["label"] == 0]
     combiners = []
     for name, features in FEATURE_SETS.items():
         x = np.array([[r["signals"][f] for f in features] for r in train], dtype=float)
         y = np.array([r["label"] for r in train])
-        weight = np.array([_kind_weight(train, r["kind"]) for r in train])
         mean, spread = x.mean(0), x.std(0)
         scale = np.where(spread > 0, spread, 1.0)  # a signal constant in the data (lexical)
         model = LogisticRegression(C=1.0).fit((x - mean) / scale, y, sample_weight=weight)
@@ -353,11 +354,11 @@ def fit_combiners(rows: Sequence[dict[str, Any]]) -> list[Combiner]:
     return combiners
 
 
-def _kind_weight(rows: Sequence[dict[str, Any]], kind: str) -> float:
-    """A row's weight: its kind's share of `KIND_WEIGHTS` over the rows of that kind."""
-    kinds = {r["kind"] for r in rows}
-    total = sum(KIND_WEIGHTS[k] for k in kinds)
-    return KIND_WEIGHTS[kind] / total * len(rows) / sum(1 for r in rows if r["kind"] == kind)
+def _kind_weights(rows: Sequence[dict[str, Any]]) -> np.ndarray:
+    """Each row's weight: its kind's share of `KIND_WEIGHTS` over the rows of that kind."""
+    counts = Counter(r["kind"] for r in rows)
+    total = sum(KIND_WEIGHTS[k] for k in counts)
+    return np.array([KIND_WEIGHTS[r["kind"]] / total * len(rows) / counts[r["kind"]] for r in rows])
 
 
 # --- validation -----------------------------------------------------------------------------
