@@ -220,6 +220,7 @@ def machine(device: str = "cpu") -> dict:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "torch_threads": torch.get_num_threads(),
+        "condpred_threads": os.environ.get("CONDPRED_THREADS") or "auto (cores others leave free)",
         "torch_interop_threads": torch.get_num_interop_threads(),
         "loadavg_at_start": list(os.getloadavg()),
         "device": device,

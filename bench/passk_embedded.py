@@ -24,8 +24,6 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import torch
-
 from condpred import Store
 from condpred.experiments.passk import PassKRow, resume_passk, run_passk
 from condpred.experiments.passk.run import summarise
@@ -57,7 +55,7 @@ def _log_load(path: Path, every: float = 60.0) -> None:
 def run(arm: str, db: Path) -> None:
     # A background job starts with SIGINT ignored: take it back, so `timeout -s INT` stops us.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    os.environ.setdefault("CONDPRED_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
     threading.Thread(target=_log_load, args=(db.with_suffix(".load.jsonl"),), daemon=True).start()
     spec, style = ARMS[arm]
     load = lambda s: load_model(s, device="cpu")  # noqa: E731

@@ -61,9 +61,7 @@ REASON = dict(steps=3, max_tokens=40, temperature=0.7, seed=0)
 
 
 def _load(spec: str):
-    import torch
-
-    torch.set_num_threads(THREADS)
+    os.environ["CONDPRED_THREADS"] = str(THREADS)
     return load_model(spec, device="cpu")
 
 

@@ -241,35 +241,36 @@ def main(argv: list[str] | None = None) -> int:
 
         def threads() -> None:
             small = SamplingParams(max_new_tokens=32, temperature=1.0, seed=0)
-            default = torch.get_num_threads()
+            counts = (1, 2, "auto")  # auto: the cores other processes leave free
             section = {
                 "workload": {"samples": 16, "new_tokens": 32},
                 "quiet": {},
                 "one_core_busy": {},
             }
-            try:
-                for count in (1, 2):
-                    torch.set_num_threads(count)
-                    log(f"threads {count}, quiet")
+
+            def measure(setting: str) -> None:
+                for count in counts:
+                    model.threads.fix(count)
+                    name = str(count)
+                    log(f"threads {name}, {setting}")
                     s, _ = timed(lambda: model.sample(PREFIX, 16, small), 3)
-                    section["quiet"][str(count)] = s
+                    section[setting][name] = {**s, "threads_used": model.threads.chosen}
+
+            try:
+                measure("quiet")
                 stop = multiprocessing.Event()
                 spinner = multiprocessing.Process(target=_spin, args=(stop,), daemon=True)
                 spinner.start()
                 saved = Quiet.max_contention, Quiet.max_wait_s
                 Quiet.max_contention, Quiet.max_wait_s = 1.0, 0.0  # the load is the point here
                 try:
-                    for count in (1, 2):
-                        torch.set_num_threads(count)
-                        log(f"threads {count}, one core kept busy by another process")
-                        s, _ = timed(lambda: model.sample(PREFIX, 16, small), 3)
-                        section["one_core_busy"][str(count)] = s
+                    measure("one_core_busy")
                 finally:
                     Quiet.max_contention, Quiet.max_wait_s = saved
                     stop.set()
                     spinner.join()
             finally:
-                torch.set_num_threads(default)
+                model.threads.fix(None)
             result["threads"] = section
 
         if not (cuda or args.quick or args.skip_threads):

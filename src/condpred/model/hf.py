@@ -23,6 +23,7 @@ import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from condpred.errors import InputError
+from condpred.model._threads import ThreadPolicy
 from condpred.model.base import (
     BatchedScoring,
     Sample,
@@ -86,6 +87,7 @@ class HFModel(BatchedScoring):
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_samples = max_batch_samples
         self.device = next(model.parameters()).device
+        self.threads = ThreadPolicy()
         self.start_ids = self._start_ids()
         self.eos_ids = self._eos_ids()
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
@@ -204,6 +206,7 @@ class HFModel(BatchedScoring):
     def forward(self, module: torch.nn.Module, input_ids: torch.Tensor, cache, **kwargs):
         """One forward pass of `module` (the model, or its decoder) continuing `cache`;
         returns the output and the grown cache."""
+        self.threads.apply()
         if isinstance(cache, SharedPrefix):
             kwargs.update(cache.forward_kwargs(self.model.config, input_ids.shape[1], self.device))
             with cache.installed(self.model.config):
@@ -362,6 +365,7 @@ class HFModel(BatchedScoring):
         context_ids = self.context_ids(context)
         self._check_length(len(context_ids))
         ids = torch.tensor([list(context_ids)], device=self.device)
+        self.threads.apply()
         logprobs = self.model(input_ids=ids, logits_to_keep=1).logits[0, -1].float().log_softmax(-1)
         values, indices = logprobs.topk(top_k)
         return [
@@ -398,6 +402,7 @@ class HFModel(BatchedScoring):
                     [embeds[:, :start], virtual.to(embeds)[None], embeds[:, start:]], 1
                 )
             keep = len(continuation_ids) + 1  # logits at i predict token i + 1: drop the last
+            self.threads.apply()
             logits = self.model(inputs_embeds=embeds, logits_to_keep=keep).logits[0, :-1]
             return logits.float().log_softmax(-1)
 
@@ -406,10 +411,10 @@ class HFModel(BatchedScoring):
     def sample(self, context: str, n: int, params: SamplingParams, start: int = 0) -> list[Sample]:
         context_ids = self.context_ids(context)
         self._check_length(len(context_ids), params.max_new_tokens)
-        cache = self._prefix_cache(context_ids[:-1])
         indices = list(range(start, start + n))
         samples: list[Sample] = []
-        with progress_bar(n, "sampling") as advance:
+        with progress_bar(n, "sampling") as advance, self.threads.sampling():
+            cache = self._prefix_cache(context_ids[:-1])
             for offset in range(0, n, self.max_batch_samples):
                 batch = indices[offset : offset + self.max_batch_samples]
                 samples += _SamplingBatch(self, context_ids[-1], cache, batch, params).run()
