@@ -215,7 +215,7 @@ def _only_ai_author(name: str, command: str) -> None:
 def checks_validate(
     name: Annotated[str, typer.Argument(help="The check to validate (ai_author).")],
     data: DataOpt,
-    limit: LimitOpt = 12,
+    limit: LimitOpt = 24,
     openings: OpeningsOpt = 3,
     samples: SamplesOpt = 3,
     combiner: Annotated[
@@ -267,7 +267,7 @@ def checks_fit(
     name: Annotated[str, typer.Argument(help="The check to fit (ai_author).")],
     data: DataOpt,
     output: Annotated[Path, typer.Option("--out", help="Where to write the combiner (JSON).")],
-    limit: LimitOpt = 6,
+    limit: LimitOpt = 10,
     openings: OpeningsOpt = 3,
     samples: SamplesOpt = 3,
     cache: CacheOpt = None,
