@@ -2,7 +2,7 @@
 
 On a machine shared with other work, torch's default (one thread per core) is a trap: its threads
 wait at barriers for a core another process holds. Measured on 2 cores with one kept busy
-(`bench/sample.py`, README "Threads"), two threads sample 1.7x slower than one, and under heavier
+(`bench/sample.py`, README "Threads"), two threads sample 1.6x slower than one, and under heavier
 load up to 8x. So before each forward pass the `hf` backend looks at how much CPU the other
 processes used since it last looked (psutil's counters on the cores this process may run on, less
 its own use) and gives torch the cores left over, at least one.
