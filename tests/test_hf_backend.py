@@ -144,6 +144,26 @@ def test_seeded_sampling_is_reproducible_and_batch_independent(model):
     assert [s.text for s in other_seed] != [s.text for s in first]
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_sampling_through_the_sliced_head_equals_the_models_own_logits(
+    model, narrow_slices, monkeypatch, temperature
+):
+    params = SamplingParams(max_new_tokens=10, temperature=temperature, seed=5)
+    sliced = model.sample(LONG_CONTEXT, 5, params)
+    monkeypatch.setattr(model, "head", None)  # the path for logits transformed after the head
+    own = model.sample(LONG_CONTEXT, 5, params)
+    assert [s.tokens for s in sliced] == [s.tokens for s in own]
+    for a, b in zip(sliced, own, strict=True):
+        assert a.token_logprobs == pytest.approx(b.token_logprobs, abs=1e-6)
+
+
+def test_the_sliced_heads_logits_are_one_products_bit_for_bit(model, narrow_slices):
+    hidden = torch.randn(3, model.head.weight.shape[1], generator=torch.Generator().manual_seed(0))
+    out = torch.empty(3, model.head.weight.shape[0])
+    model.head.logits_into(hidden, out)
+    assert torch.equal(out, torch.nn.functional.linear(hidden, model.head.weight, model.head.bias))
+
+
 def test_sample_logprobs_are_the_models(model):
     sample = model.sample(LONG_CONTEXT, 1, SamplingParams(max_new_tokens=8, seed=3))[0]
     generated = model.encode("".join(sample.tokens))
