@@ -186,7 +186,9 @@ def _execute(
     solve = _decomposed if params.get("decompose") else _chain  # runs made before: chains
 
     def item(index: int) -> Item:
-        return solve(index, problems[index], conditional, model, params, seed, cameras, verifier)
+        return solve(
+            _Solve(index, problems[index], conditional, model, params, seed, cameras, verifier)
+        )
 
     with recording(store, run_id) as recorder, Verifier(params["time_limit_s"]) as verifier:
         started = time.perf_counter()
@@ -236,6 +238,32 @@ class _Chain:
 
 
 @dataclass
+class _Solve:
+    """One problem being solved: what every stage reads, and what the stages gathered so far
+    (every draw in `chain`; the kept steps; why it stopped; how often the gate resampled)."""
+
+    index: int
+    problem: Problem
+    conditional: Conditional
+    model: PredictiveModel
+    params: dict[str, Any]
+    seed: int
+    cameras: str | None
+    verifier: Verifier
+    chain: _Chain = dataclasses.field(default_factory=_Chain)
+    kept: list[Step] = dataclasses.field(default_factory=list)
+    stopped: str = "steps"
+    gate_stops: int = 0
+
+    def draw_step(self, head: str, *key: int | str) -> _Kept:
+        """One checked line after `head` (`_draw_step`); a resampled or stopped step counts
+        as a gate stop."""
+        drawn = _draw_step(self, head, (self.index, *key))
+        self.gate_stops += bool(drawn.rounds or drawn.step is None)
+        return drawn
+
+
+@dataclass
 class _Kept:
     """What one step's sampling came to: the kept draw (None: the gate stopped it) and why."""
 
@@ -245,17 +273,10 @@ class _Kept:
     reason: str
 
 
-def _draw_step(
-    chain: _Chain,
-    model: PredictiveModel,
-    conditional: Conditional,
-    head: str,
-    params: dict[str, Any],
-    seed: int,
-    key: tuple[int | str, ...],
-) -> _Kept:
+def _draw_step(solve: _Solve, head: str, key: tuple[int | str, ...]) -> _Kept:
     """One line after `head`: drawn, checked and, with the gate, resampled (fresh seeds) until a
     candidate no check fails, or given up after `max_resamples` rounds."""
+    chain, model, params = solve.chain, solve.model, solve.params
     s = params["sampling"]
     step, rounds, reason, results = None, 0, "", []
     for rounds in range(params["max_resamples"] + 1 if params["gate"] else 1):
@@ -263,10 +284,11 @@ def _draw_step(
             max_new_tokens=s["max_tokens"],
             temperature=s["temperature"],
             stop=("\n",),
-            seed=_seed(seed, *key, rounds),
+            seed=_seed(solve.seed, *key, rounds),
         )
         drawn = chain.draw(model, head, params["samples"], sampling, line=True)
-        results = chain.check(CheckInput(model, conditional, head, drawn), params["checks"])
+        given = CheckInput(model, solve.conditional, head, drawn)
+        results = chain.check(given, params["checks"])
         passing, dropped = gate(drawn, results, worst="warn")
         if not params["gate"] or passing:
             step = (passing or drawn)[0] if params["gate"] else drawn[0]
@@ -293,136 +315,98 @@ def _kept(kept: _Kept, index: int, params: dict[str, Any], part: str = "step") -
     )
 
 
-def _chain(
-    index: int,
-    problem: Problem,
-    conditional: Conditional,
-    model: PredictiveModel,
-    params: dict[str, Any],
-    seed: int,
-    cameras: str | None,
-    verifier: Verifier,
-) -> Item:
+def _chain(solve: _Solve) -> Item:
     """One problem's chain, its answers and verdicts, as an item to commit whole."""
-    text = document(conditional, problem, cameras)
-    chain, kept, stopped, gate_stops = _Chain(), [], "steps", 0
+    text = document(solve.conditional, solve.problem, solve.cameras)
     context = text
-    for k in range(1, params["steps"] + 1):
+    for k in range(1, solve.params["steps"] + 1):
         head = f"{context}\nStep {k}."
-        drawn = _draw_step(chain, model, conditional, head, params, seed, (index, k))
-        if drawn.rounds or drawn.step is None:
-            gate_stops += 1
+        drawn = solve.draw_step(head, k)
         if drawn.step is None:
-            stopped = f"gate: step {k} failed {drawn.rounds + 1} rounds ({drawn.reason})"
+            solve.stopped = f"gate: step {k} failed {drawn.rounds + 1} rounds ({drawn.reason})"
             break
-        kept.append(_kept(drawn, k, params))
+        solve.kept.append(_kept(drawn, k, solve.params))
         context = f"{head}{drawn.step.text}"
         if ANSWER in drawn.step.text:
-            stopped = "answer"
+            solve.stopped = "answer"
             break
         if drawn.step.finish_reason == "eos":
-            stopped = "end of document"
+            solve.stopped = "end of document"
             break
     # The verifier reads the steps' own text: with the `Step k.` labels in it, its last-number
     # rule would take a label for the answer.
-    solution = "\n".join(st.text for st in kept)
-    return _finish(index, problem, conditional, model, params, seed, text, verifier, chain,
-                   kept, stopped, gate_stops, context, solution)  # fmt: skip
+    return _finish(solve, text, context, "\n".join(st.text for st in solve.kept))
 
 
-def _decomposed(
-    index: int,
-    problem: Problem,
-    conditional: Conditional,
-    model: PredictiveModel,
-    params: dict[str, Any],
-    seed: int,
-    cameras: str | None,
-    verifier: Verifier,
-) -> Item:
+def _decomposed(solve: _Solve) -> Item:
     """One problem by decomposition: the expert writes sub-questions (`Sub-question k.`, up to
     `steps`, each a checked step), answers each in its own document (the problem, then the
     sub-question alone: `Answer.`, a checked step), and the answers are combined under the
     problem, where the final `####` line is drawn. Stored step by step like a chain."""
-    text = document(conditional, problem, cameras)
-    chain, kept, stopped, gate_stops = _Chain(), [], "steps", 0
+    problem, params = solve.problem, solve.params
+    text = document(solve.conditional, problem, solve.cameras)
     plan, questions = f"{text}\nFirst the sub-questions, each answered on a page of its own.", []
     for k in range(1, params["steps"] + 1):
         head = f"{plan}\nSub-question {k}."
-        drawn = _draw_step(chain, model, conditional, head, params, seed, (index, "q", k))
-        gate_stops += bool(drawn.rounds or drawn.step is None)
+        drawn = solve.draw_step(head, "q", k)
         if drawn.step is None:
-            stopped = f"gate: sub-question {k} failed {drawn.rounds + 1} rounds ({drawn.reason})"
+            solve.stopped = (
+                f"gate: sub-question {k} failed {drawn.rounds + 1} rounds ({drawn.reason})"
+            )
             break
         if not drawn.step.text.strip() or ANSWER in drawn.step.text:
-            stopped = "end of the sub-questions"
+            solve.stopped = "end of the sub-questions"
             break
-        kept.append(_kept(drawn, len(kept) + 1, params, "sub-question"))
+        solve.kept.append(_kept(drawn, len(solve.kept) + 1, params, "sub-question"))
         questions.append(drawn.step.text.strip())
         plan = f"{head}{drawn.step.text}"
         if drawn.step.finish_reason == "eos":
-            stopped = "end of document"
+            solve.stopped = "end of document"
             break
     combined, answers = text, []
     for k, question in enumerate(questions, 1):
         own = dataclasses.replace(problem, question=f"{problem.question}\n\nQuestion. {question}")
-        head = f"{document(conditional, own, cameras)}\nAnswer."
-        drawn = _draw_step(chain, model, conditional, head, params, seed, (index, "a", k))
-        gate_stops += bool(drawn.rounds or drawn.step is None)
+        drawn = solve.draw_step(
+            f"{document(solve.conditional, own, solve.cameras)}\nAnswer.", "a", k
+        )
         answer = "" if drawn.step is None else drawn.step.text.strip()
         if drawn.step is not None:
-            kept.append(_kept(drawn, len(kept) + 1, params, "answer"))
+            solve.kept.append(_kept(drawn, len(solve.kept) + 1, params, "answer"))
         answers.append(answer)
         combined += f"\nSub-question {k}. {question}\nAnswer {k}. {answer}"
     # The verifier reads the answers alone: a sub-question's numbers are not the answer.
-    solution = "\n".join(answers)
-    return _finish(index, problem, conditional, model, params, seed, text, verifier, chain,
-                   kept, stopped, gate_stops, combined, solution)  # fmt: skip
+    return _finish(solve, text, combined, "\n".join(answers))
 
 
-def _finish(
-    index: int,
-    problem: Problem,
-    conditional: Conditional,
-    model: PredictiveModel,
-    params: dict[str, Any],
-    seed: int,
-    text: str,
-    verifier: Verifier,
-    chain: _Chain,
-    kept: list[Step],
-    stopped: str,
-    gate_stops: int,
-    context: str,
-    solution: str,
-) -> Item:
+def _finish(solve: _Solve, text: str, context: str, solution: str) -> Item:
     """The chain's answer (its own `####` line, or the greedy one after `context`), the direct
     answer, both verified, as the problem's row with every draw and check result."""
+    chain, problem = solve.chain, solve.problem
     if ANSWER not in solution:
-        solution += f"\n{ANSWER}{_greedy_answer(chain, model, context, seed, index)}"
-    direct = f"{ANSWER}{_greedy_answer(chain, model, text, seed, index)}"
-    answer, verdict = _answer(verifier, problem, solution)
-    direct_answer, direct_verdict = _answer(verifier, problem, direct)
+        solution += f"\n{ANSWER}{_greedy_answer(solve, context)}"
+    direct = f"{ANSWER}{_greedy_answer(solve, text)}"
+    answer, verdict = _answer(solve.verifier, problem, solution)
+    direct_answer, direct_verdict = _answer(solve.verifier, problem, direct)
     row = ReasonRow(
-        index=index,
-        problem=index,
+        index=solve.index,
+        problem=solve.index,
         id=problem.id,
         gold=problem.gold or None,
-        steps=kept,
-        stopped=stopped,
+        steps=solve.kept,
+        stopped=solve.stopped,
         answer=answer,
         verdict=verdict,
         direct_answer=direct_answer,
         direct_verdict=direct_verdict,
-        gate_stops=gate_stops,
+        gate_stops=solve.gate_stops,
         tokens=chain.tokens,
         sample_s=chain.sample_s,
         check_s=chain.check_s,
     )
-    framing = with_problem(conditional, problem)  # the document as the model saw it
+    framing = with_problem(solve.conditional, problem)  # the document as the model saw it
     return Item(
         row,
-        conditional=(framing.to_yaml(), text, params["file"]),
+        conditional=(framing.to_yaml(), text, solve.params["file"]),
         samples=chain.samples,
         check_results=chain.results,
     )
@@ -454,15 +438,13 @@ def _first_line(
     return sample
 
 
-def _greedy_answer(
-    chain: _Chain, model: PredictiveModel, context: str, seed: int, index: int
-) -> str:
+def _greedy_answer(solve: _Solve, context: str) -> str:
     """The greedy continuation of an answer line `####` after `context`: its first non-blank
     line (a model may put a line break straight after `####`, so there is no stop string)."""
     sampling = SamplingParams(
-        max_new_tokens=ANSWER_TOKENS, temperature=0.0, seed=_seed(seed, index)
+        max_new_tokens=ANSWER_TOKENS, temperature=0.0, seed=_seed(solve.seed, solve.index)
     )
-    text = chain.draw(model, f"{context}\n{ANSWER}", 1, sampling)[0].text
+    text = solve.chain.draw(solve.model, f"{context}\n{ANSWER}", 1, sampling)[0].text
     return " " + next((line.strip() for line in text.splitlines() if line.strip()), "")
 
 
