@@ -456,7 +456,8 @@ def summarise_validation(
     rows: Sequence[dict[str, Any]], combiners: Sequence[Combiner], seed: int = 0
 ) -> dict[str, Any]:
     """The three validations on scored rows: human vs machine text (per file and pooled), the
-    model's own samples under a human vs an AI author, and planted authors."""
+    model's own samples under a human vs an AI author, and planted authors; and the rows with
+    the check's value beside their signals."""
     rows = with_check(rows, combiners)
     files = sorted({r["file"] for r in rows if r["kind"] == "text"})
     text = [
@@ -491,6 +492,7 @@ def summarise_validation(
         "self_sampled": sampled,
         "planted": planted,
         "seconds_per_row": seconds_per_row(rows),
+        "rows": rows,
     }
 
 
@@ -623,5 +625,4 @@ def validate_ai_author(
         "date": dt.date.today().isoformat(),
         "seconds": round(time.perf_counter() - started, 1),
         **summary,
-        "rows": with_check(rows, combiners),
     }
