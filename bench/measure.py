@@ -220,7 +220,9 @@ def machine(device: str = "cpu") -> dict:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "torch_threads": torch.get_num_threads(),
-        "condpred_threads": os.environ.get("CONDPRED_THREADS") or "auto (cores others leave free)",
+        "condpred_threads": os.environ.get("CONDPRED_THREADS")
+        or os.environ.get("OMP_NUM_THREADS")
+        or "default (scoring: the cores others leave free; sampling: torch's count)",
         "torch_interop_threads": torch.get_num_interop_threads(),
         "loadavg_at_start": list(os.getloadavg()),
         "device": device,

@@ -130,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     add_model_args(parser)
     args = parser.parse_args(argv)
     configure(args)
+    from condpred.model._threads import DEFAULT_THREADS
     from condpred.model.base import SamplingParams
     from condpred.model.hf import _SamplingBatch
 
@@ -271,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
                     spinner.join()
             finally:
                 model.threads.fix(None)
+                torch.set_num_threads(DEFAULT_THREADS)  # the matmul measured after is torch's
             result["threads"] = section
 
         if not (cuda or args.quick or args.skip_threads):

@@ -273,6 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     matmul_n, matmul_reps = (8192 if cuda else 4096), (4 if args.quick else 10)
     dtype = DTYPES[args.dtype]
     threads = torch.get_num_threads()
+    # condpred computes with the same count as the baselines (its default would follow the load)
+    os.environ.setdefault("CONDPRED_THREADS", str(threads))
     torch.manual_seed(0)
     result: dict = {
         "benchmark": "score_prefix",

@@ -157,11 +157,14 @@ def test_sampling_through_the_sliced_head_equals_the_models_own_logits(
         assert a.token_logprobs == pytest.approx(b.token_logprobs, abs=1e-6)
 
 
-def test_the_sliced_heads_logits_are_one_products_bit_for_bit(model, narrow_slices):
-    hidden = torch.randn(3, model.head.weight.shape[1], generator=torch.Generator().manual_seed(0))
-    out = torch.empty(3, model.head.weight.shape[0])
-    model.head.logits_into(hidden, out)
-    assert torch.equal(out, torch.nn.functional.linear(hidden, model.head.weight, model.head.bias))
+@pytest.mark.parametrize("bias", [False, True])
+def test_the_sliced_heads_logits_are_one_products_bit_for_bit(narrow_slices, bias):
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(1000, 48, generator=generator)
+    shift = torch.randn(1000, generator=generator) if bias else None
+    hidden = torch.randn(3, 48, generator=generator)
+    out = head.OutputHead(weight, shift).logits_into(hidden, torch.full((3, 1000), 9.0))
+    assert torch.equal(out, torch.nn.functional.linear(hidden, weight, shift))
 
 
 def test_sample_logprobs_are_the_models(model):
@@ -331,6 +334,10 @@ def test_inverse_cdf_picks_what_a_float64_running_sum_picks(vocab):
     cdf = weights.double().cumsum(-1)
     expected = torch.searchsorted(cdf, (draws * cdf[:, -1]).unsqueeze(-1)).squeeze(-1)
     assert _inverse_cdf(weights, draws).tolist() == expected.clamp(max=vocab - 1).tolist()
+    # A reused buffer holding an earlier batch's numbers (wider rows too) picks the same.
+    padded = -(-vocab // 1024) * 1024
+    dirty = torch.full((20, padded), 7.0, dtype=torch.float64)[:16]
+    assert _inverse_cdf(weights, draws, dirty).tolist() == expected.clamp(max=vocab - 1).tolist()
 
 
 @pytest.mark.parametrize("shared", [True, False])

@@ -9,7 +9,7 @@ import psutil
 import pytest
 import torch
 
-from condpred.model._threads import BUSY_CORE, INTERVAL_S, free_threads
+from condpred.model._threads import BUSY_CORE, DEFAULT_THREADS, INTERVAL_S, free_threads
 from condpred.model.base import SamplingParams
 from condpred.model.hf import HFModel
 
@@ -56,9 +56,10 @@ def test_scoring_gives_up_the_core_another_process_holds(model, busy_core):
     time.sleep(2 * INTERVAL_S)
     spinner_rate = (sum(busy_core.cpu_times()[:2]) - spinner_start) / (2 * INTERVAL_S)
     model.score("Abstract. We study ", [" a", " the"])
+    if spinner_rate < BUSY_CORE:
+        pytest.skip(f"the machine gave the spinner {spinner_rate:.2f} of a core: nothing to see")
     # What the policy measured is at least what the spinner used (other load only adds to it).
     assert policy.others_busy >= min(spinner_rate, 1.0) - 0.25
-    assert spinner_rate >= BUSY_CORE
     assert torch.get_num_threads() == policy.chosen < policy.most
 
 
@@ -75,6 +76,23 @@ def test_sampling_keeps_one_count_whatever_the_load(model, busy_core):
     loaded = model.sample("Abstract.", 4, params)
     assert torch.get_num_threads() == policy.most  # ...sampling did not
     assert [s.tokens for s in loaded] == [s.tokens for s in quiet]
+
+
+def test_a_count_is_one_or_more_or_auto(model):
+    for wrong in (0, -1, "4", 1.5, True):
+        with pytest.raises(ValueError, match="a count of 1 or more"):
+            model.threads.fix(wrong)
+    model.threads.fix(3)
+    assert model.threads.fixed == 3 and not model.threads.hold_sampling
+    model.threads.fix("auto")
+    assert model.threads.fixed is None and not model.threads.hold_sampling
+
+
+def test_the_policy_keeps_torchs_count_from_import_time(model, tiny_model_dir):
+    """A model loaded after another lowered torch's count still holds sampling at the default."""
+    torch.set_num_threads(1)
+    later = HFModel.from_pretrained(tiny_model_dir, device="cpu")
+    assert later.threads.most == min(DEFAULT_THREADS, len(later.threads.cores))
 
 
 @pytest.mark.parametrize(

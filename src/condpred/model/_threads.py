@@ -31,6 +31,12 @@ import torch
 INTERVAL_S = 0.5
 #: The share of a core another process must have used before torch gives that core up.
 BUSY_CORE = 0.5
+#: A measurement window longer than this (the model sat idle) says little about the load now:
+#: it is restarted instead, and the next forward pass measures afresh.
+STALE_S = 5.0
+#: torch's own count when condpred was imported: what sampling holds, and the most the load
+#: policy gives. Read once, since the policy itself changes torch's count later.
+DEFAULT_THREADS = torch.get_num_threads()
 
 
 def free_threads(most: int, others_busy: float) -> int:
@@ -53,9 +59,10 @@ def _setting() -> int | str | None:
 class ThreadPolicy:
     """Chooses torch's thread count from the cores other processes left free."""
 
-    def __init__(self) -> None:
+    def __init__(self, active: bool = True) -> None:
+        self.active = active  # on a GPU the CPU's thread count is not the policy's business
         self.cores = self._cores()
-        self.most = max(1, min(torch.get_num_threads(), len(self.cores)))
+        self.most = max(1, min(DEFAULT_THREADS, len(self.cores)))
         self.process = psutil.Process()
         self.others_busy = 0.0
         self._held: int | None = None
@@ -73,9 +80,11 @@ class ThreadPolicy:
         per_core = psutil.cpu_times(percpu=True)
         busy = 0.0
         for index in self.cores:
-            if index < len(per_core):
+            if index < len(per_core):  # (psutil lists online cores; a gap skews, never fails)
                 t = per_core[index]
-                busy += sum(t) - t.idle - getattr(t, "iowait", 0.0)
+                waiting = t.idle + getattr(t, "iowait", 0.0)
+                guests = getattr(t, "guest", 0.0) + getattr(t, "guest_nice", 0.0)  # in user too
+                busy += sum(t) - waiting - guests
         mine = self.process.cpu_times()
         return time.monotonic(), busy, mine.user + mine.system
 
@@ -87,12 +96,17 @@ class ThreadPolicy:
             return self.chosen
         now = self._counters()
         elapsed = now[0] - self._last[0]
+        if elapsed > STALE_S:
+            self._last = now
+            return self.chosen
         others = max(0.0, (now[1] - self._last[1]) - (now[2] - self._last[2])) / elapsed
         self.others_busy, self.chosen, self._last = others, free_threads(self.most, others), now
         return self.chosen
 
     def apply(self) -> int:
         """Give torch the count chosen now; returns it."""
+        if not self.active:
+            return torch.get_num_threads()
         count = self.threads()
         if torch.get_num_threads() != count:
             torch.set_num_threads(count)
@@ -100,12 +114,12 @@ class ThreadPolicy:
 
     @contextmanager
     def sampling(self) -> Iterator[None]:
-        """While sampling, one count throughout (torch's default, or the fixed one), so that a
-        seed repeats its samples whatever the load; under `CONDPRED_THREADS=auto`, no hold."""
+        """While sampling, one count throughout (torch's default), so that a seed repeats its
+        samples whatever the load; a fixed count needs no hold, and `auto` asks for none."""
         if not self.hold_sampling or self._held is not None:
             yield
             return
-        self._held = self.fixed or self.most
+        self._held = self.most
         try:
             yield
         finally:
@@ -114,6 +128,12 @@ class ThreadPolicy:
     def fix(self, setting: int | str | None) -> None:
         """From now on `N` threads, "auto" (follow the load, sampling too) or, with None, what the
         environment says."""
+        valid = setting is None or setting == "auto"
+        valid = valid or (
+            isinstance(setting, int) and not isinstance(setting, bool) and setting > 0
+        )
+        if not valid:
+            raise ValueError(f"threads: a count of 1 or more, 'auto' or None, not {setting!r}")
         setting = _setting() if setting is None else setting
         self.fixed = setting if isinstance(setting, int) else None
         self.hold_sampling = setting is None

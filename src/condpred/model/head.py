@@ -97,7 +97,8 @@ class OutputHead:
     def _slice_logits(self, hidden: torch.Tensor, start: int, end: int, buffer: torch.Tensor):
         """float32 logits of vocabulary ids [start, end), written into `buffer`."""
         out = buffer[:, : end - start]
-        torch.mm(hidden, self.weight[start:end].t(), out=out)
-        if self.bias is not None:
-            out += self.bias[start:end]
+        if self.bias is None:
+            torch.mm(hidden, self.weight[start:end].t(), out=out)
+        else:  # one fused product, as `F.linear` computes it (a separate add rounds differently)
+            torch.addmm(self.bias[start:end], hidden, self.weight[start:end].t(), out=out)
         return out.float() if out.dtype != torch.float32 else out
