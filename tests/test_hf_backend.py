@@ -340,6 +340,44 @@ def test_inverse_cdf_picks_what_a_float64_running_sum_picks(vocab):
     assert _inverse_cdf(weights, draws, dirty).tolist() == expected.clamp(max=vocab - 1).tolist()
 
 
+def _nucleus_by_full_sort(probs: torch.Tensor, top_p: float, u: float) -> int:
+    """The reference: sort the whole vocabulary, keep the smallest prefix with mass >= top_p."""
+    sorted_probs, order = probs.sort(descending=True, stable=True)
+    cumulative = sorted_probs.cumsum(0)
+    kept = cumulative[: int((cumulative < top_p).sum()) + 1]
+    position = int(torch.searchsorted(kept, torch.tensor(u * float(kept[-1]))))
+    return int(order[min(position, len(kept) - 1)])
+
+
+def _distribution(shape: str, generator: torch.Generator) -> torch.Tensor:
+    if shape != "tied at the edge":
+        return torch.randn(5000, generator=generator) * (0.5 if shape == "flat" else 6.0)
+    # 1,000 equal tokens, then 200 more tied a little lower: the candidates' edge falls among
+    # them, and a nucleus of 0.86-0.95 reaches into them.
+    logits = torch.full((5000,), -30.0)
+    order = torch.randperm(5000, generator=generator)
+    logits[order[:1000]], logits[order[1000:1200]] = 0.0, -0.5
+    return logits
+
+
+@pytest.mark.parametrize("shape", ["peaked", "flat", "tied at the edge"])
+def test_nucleus_among_the_top_candidates_is_the_full_sorts(shape):
+    """The nucleus drawn from the most probable tokens only equals the whole vocabulary's sort,
+    where the nucleus lies among them (peaked), where it does not (flat: the fallback) and with
+    a tie across the candidates' edge (ties are ordered by token id, as a stable sort does)."""
+    from condpred.model.hf import NUCLEUS_CANDIDATES, _nucleus_pick
+
+    generator = torch.Generator().manual_seed(1)
+    among_candidates = []
+    for _ in range(10):
+        probs = torch.softmax(_distribution(shape, generator), -1)
+        for top_p in (0.5, 0.86, 0.9, 0.95, 0.999):
+            for u in torch.rand(20, generator=generator).tolist():
+                assert _nucleus_pick(probs, top_p, u) == _nucleus_by_full_sort(probs, top_p, u)
+            among_candidates.append(float(probs.topk(NUCLEUS_CANDIDATES).values.sum()) >= top_p)
+    assert any(among_candidates) if shape != "flat" else not all(among_candidates)
+
+
 @pytest.mark.parametrize("shared", [True, False])
 def test_shared_prefix_and_per_row_caches_are_both_exact(model, shared):
     """Gemma-3 takes the shared-prefix attention; the per-row cache (other models) stays exact."""

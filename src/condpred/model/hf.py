@@ -452,6 +452,36 @@ def _inverse_cdf(
     return (block * CDF_BLOCK + within).squeeze(-1).clamp_(max=vocab - 1)
 
 
+#: Tokens a nucleus is first looked for among: the most probable ones, ties included.
+NUCLEUS_CANDIDATES = 1024
+
+
+def _ranked(probs: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids by probability, highest first (ties by id, as a stable sort orders them), and
+    their running mass — of the most probable `NUCLEUS_CANDIDATES` (with every token tied with
+    the last of them) when those already hold `top_p`, else of the whole vocabulary. Sorting a
+    262k vocabulary per token cost more than the forward pass; the candidates are a prefix of
+    the same order, so the nucleus drawn from is the same."""
+    if probs.numel() > NUCLEUS_CANDIDATES:
+        cutoff = probs.topk(NUCLEUS_CANDIDATES).values[-1]
+        candidates = (probs >= cutoff).nonzero().squeeze(-1)  # ascending ids
+        ranked = probs[candidates].sort(descending=True, stable=True)
+        cumulative = ranked.values.cumsum(0)
+        if float(cumulative[-1]) >= top_p:
+            return candidates[ranked.indices], cumulative
+    ranked = probs.sort(descending=True, stable=True)
+    return ranked.indices, ranked.values.cumsum(0)
+
+
+def _nucleus_pick(probs: torch.Tensor, top_p: float, u: float) -> int:
+    """Inverse CDF over the smallest set of most probable tokens with mass >= top_p."""
+    order, cumulative = _ranked(probs, top_p)
+    keep = int((cumulative < top_p).sum()) + 1
+    kept = cumulative[:keep]
+    position = int(torch.searchsorted(kept, torch.tensor(u * float(kept[-1]), device=kept.device)))
+    return int(order[min(position, keep - 1)])
+
+
 class _DrawScratch:
     """Buffers a sampling batch reuses at every token, rows x vocabulary each: a fresh matrix
     per token cost more in allocation and page faults than the arithmetic done in it."""
@@ -551,15 +581,7 @@ class _SamplingBatch:
         return picks.tolist(), chosen.squeeze(-1).tolist()
 
     def _nucleus_draw(self, probs: torch.Tensor, u: float) -> int:
-        """Inverse CDF over the smallest set of most probable tokens with mass >= top_p."""
-        sorted_probs, order = probs.sort(descending=True, stable=True)
-        cumulative = sorted_probs.cumsum(0)
-        keep = int((cumulative < self.params.top_p).sum()) + 1
-        kept = cumulative[:keep]
-        position = int(
-            torch.searchsorted(kept, torch.tensor(u * float(kept[-1]), device=kept.device))
-        )
-        return int(order[min(position, keep - 1)])
+        return _nucleus_pick(probs, self.params.top_p, u)
 
     def _advance(self, chosen: list[int], logprobs: list[float]) -> None:
         still_active: list[int] = []
