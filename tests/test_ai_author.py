@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -416,6 +417,12 @@ def synthetic_rows(rng, n: int) -> list[dict]:
                     }
                 )
     return rows
+
+
+def test_fitting_without_scikit_learn_says_how_to_get_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn.linear_model", None)  # import fails as if absent
+    with pytest.raises(InputError, match=r"needs scikit-learn.*pip install 'condpred\[fit\]'"):
+        fit_combiners(synthetic_rows(np.random.default_rng(0), 5))
 
 
 def test_fitting_finds_the_signal_that_separates_each_kind():
