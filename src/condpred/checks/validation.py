@@ -357,7 +357,7 @@ def fit_combiners(rows: Sequence[dict[str, Any]]) -> list[Combiner]:
         own = np.array([combiner.probability(r["signals"]) for r in own_human])
         warn = float(np.quantile(own, 1 - WARN_FPR))
         fail = max(float(np.quantile(own, 1 - FAIL_FPR)), warn)
-        combiners.append(Combiner(**{**combiner.__dict__, "warn_above": warn, "fail_above": fail}))
+        combiners.append(dataclasses.replace(combiner, warn_above=warn, fail_above=fail))
     return combiners
 
 

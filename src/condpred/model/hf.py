@@ -426,6 +426,11 @@ class HFModel(BatchedScoring):
 CDF_BLOCK = 1024
 
 
+def _whole_blocks(vocab: int) -> int:
+    """The vocabulary rounded up to whole `CDF_BLOCK`s: the width of the float64 sums."""
+    return -(-vocab // CDF_BLOCK) * CDF_BLOCK
+
+
 def _inverse_cdf(
     weights: torch.Tensor, draws: torch.Tensor, wide: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -436,9 +441,10 @@ def _inverse_cdf(
     `wide` is a reused float64 buffer, rows x the vocabulary rounded up to whole blocks
     (converting into it is 3x faster on CPU than into a fresh one)."""
     rows, vocab = weights.shape
-    blocks = -(-vocab // CDF_BLOCK)
+    width = _whole_blocks(vocab)
+    blocks = width // CDF_BLOCK
     if wide is None:
-        wide = torch.empty(rows, blocks * CDF_BLOCK, dtype=torch.float64, device=weights.device)
+        wide = torch.empty(rows, width, dtype=torch.float64, device=weights.device)
     wide[:, vocab:] = 0.0  # the last block's padding weighs nothing
     wide[:, :vocab].copy_(weights)
     per_block = wide.view(rows, blocks, CDF_BLOCK)
@@ -568,20 +574,16 @@ class _SamplingBatch:
         if temperature <= 0:  # greedy; the draws above keep every row's stream aligned
             picks = logits.argmax(-1)
         elif self.params.top_p >= 1:
-            padded = -(-logits.shape[1] // CDF_BLOCK) * CDF_BLOCK
-            wide = self.scratch.take("wide", rows, padded, torch.float64)
+            wide = self.scratch.take("wide", rows, _whole_blocks(logits.shape[1]), torch.float64)
             picks = _inverse_cdf(weights, torch.tensor(draws, device=logits.device), wide)
         else:
             probs = weights / weights.sum(-1, keepdim=True)
             picks = torch.tensor(
-                [self._nucleus_draw(p, u) for p, u in zip(probs, draws, strict=True)],
+                [_nucleus_pick(p, self.params.top_p, u) for p, u in zip(probs, draws, strict=True)],
                 device=logits.device,
             )
         chosen = logits.gather(-1, picks.unsqueeze(-1)) - log_norm
         return picks.tolist(), chosen.squeeze(-1).tolist()
-
-    def _nucleus_draw(self, probs: torch.Tensor, u: float) -> int:
-        return _nucleus_pick(probs, self.params.top_p, u)
 
     def _advance(self, chosen: list[int], logprobs: list[float]) -> None:
         still_active: list[int] = []
