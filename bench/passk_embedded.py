@@ -4,13 +4,22 @@ Each model is its own `condpred passk` run in its own process, one torch thread 
 cores shared with other jobs one thread per process is faster than two threads in one (the
 OpenMP barrier waits on a busy core: bench/results/sample.json, `threads`), and the two models
 progress side by side. Both runs take the same problems in the same order with the same
-per-problem seeds (`item_seed(kind, seed, problem)`), so `summary` pairs them by problem on the
-problems both reached. A run stopped by SIGINT (`timeout -s INT`) is resumed by starting the
+per-problem seeds (`item_seed(kind, seed, problem)`), and `summary` pairs them by problem id on
+the problems both reached. A run stopped by SIGINT (`timeout -s INT`) is resumed by starting the
 same command again (or `condpred resume RUN_ID --db DB`).
 
     OMP_NUM_THREADS=1 nice -n 15 timeout -s INT 4000 python bench/passk_embedded.py run base DB1 &
     OMP_NUM_THREADS=1 nice -n 15 timeout -s INT 4000 python bench/passk_embedded.py run tuned DB2 &
     python bench/passk_embedded.py summary DB1 DB2 bench/results/passk_embedded.json
+
+A second tuned arm, `sft`, is one family with the base: the GSM8K fine-tune of gemma-3-270m that
+`bench/gap_embedded.py build` makes, in its chat template. It trained on GSM8K test questions
+0..95, so it runs on a copy of the file without them (the two exemplars kept, every problem keeping
+its "line N" id), and `summary` pairs the arms by problem id:
+
+    python bench/gap_embedded.py build      # once: the fine-tune (~25 min on 2 cores)
+    OMP_NUM_THREADS=1 timeout -s INT 4000 python bench/passk_embedded.py run sft DB3
+    python bench/passk_embedded.py summary DB1 DB3 bench/results/passk_embedded_sft.json
 """
 
 from __future__ import annotations
@@ -29,10 +38,16 @@ from condpred.experiments.passk import PassKRow, resume_passk, run_passk
 from condpred.experiments.passk.run import summarise
 from condpred.experiments.runner import read_rows
 from condpred.model.registry import load_model
+from gap_embedded import GSM8K as DATA
+from gap_embedded import SFT, TUNED, WORK
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k" / "test.jsonl"
-# base: gemma-3-270m on the worked-solutions page; tuned: SmolLM2-135M-Instruct in its template.
-ARMS = {"base": ("default", "base"), "tuned": ("smollm2-135m-instruct", "chat")}
+# base: gemma-3-270m on the worked-solutions page; tuned: SmolLM2-135M-Instruct in its template;
+# sft: gemma-3-270m fine-tuned on GSM8K (bench/gap_embedded.py), in its template.
+ARMS = {
+    "base": ("default", "base"),
+    "tuned": ("smollm2-135m-instruct", "chat"),
+    "sft": (str(TUNED), "chat"),
+}
 SETTINGS = {
     "n": 16,
     "limit": 400,  # more than fits: the run is stopped by time, on paired problems
@@ -52,6 +67,20 @@ def _log_load(path: Path, every: float = 60.0) -> None:
         time.sleep(every)
 
 
+def data_for(arm: str) -> Path:
+    """GSM8K test as is, or for `sft` without the questions its fine-tune trained on: the
+    exemplars (lines 1-2) and lines from `SFT["examples"] + 1` on, each with its "line N" id."""
+    if arm != "sft":
+        return DATA
+    lines = DATA.read_text().splitlines()
+    kept = [1, 2, *range(SFT["examples"] + 1, len(lines) + 1)]
+    unseen = WORK / "gsm8k-test-unseen-by-sft.jsonl"
+    unseen.write_text(
+        "".join(json.dumps({**json.loads(lines[n - 1]), "id": f"line {n}"}) + "\n" for n in kept)
+    )
+    return unseen
+
+
 def run(arm: str, db: Path) -> None:
     # A background job starts with SIGINT ignored: take it back, so `timeout -s INT` stops us.
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -65,7 +94,8 @@ def run(arm: str, db: Path) -> None:
             if earlier and earlier[0].status != "done":
                 resume_passk(earlier[0].id, store, load)
             elif not earlier:
-                run_passk(str(DATA), [spec], prompt_style=style, store=store, load=load, **SETTINGS)
+                data = str(data_for(arm))
+                run_passk(data, [spec], prompt_style=style, store=store, load=load, **SETTINGS)
         except KeyboardInterrupt:
             print(f"{arm}: interrupted; start the same command again to resume", flush=True)
 
@@ -94,8 +124,15 @@ def summary(base_db: Path, tuned_db: Path, out: Path) -> None:
         arms.append({**record.params["arms"][0], "role": role})
         rows.append([r.model_copy(update={"arm": a, "role": role}) for r in stored])
         params = record.params
-    paired = {r.problem for r in rows[0]} & {r.problem for r in rows[1]}
-    both = [r for arm_rows in rows for r in arm_rows if r.problem in paired]
+    # Paired by problem id ("line N"), each problem at its position in the base run.
+    position = {r.id: r.problem for r in rows[0]}
+    paired = position.keys() & {r.id for r in rows[1]}
+    both = [
+        r.model_copy(update={"problem": position[r.id]})
+        for arm_rows in rows
+        for r in arm_rows
+        if r.id in paired
+    ]
     merged = {**params, "arms": arms, "models": [a["model"] for a in arms]}
     loads = [
         json.loads(line)["loadavg"]
@@ -104,7 +141,7 @@ def summary(base_db: Path, tuned_db: Path, out: Path) -> None:
     ]
     n = params["n"]
     solved = {
-        a["model"]: _exact_share([r.correct > 0 for r in arm_rows if r.problem in paired])
+        a["model"]: _exact_share([r.correct > 0 for r in arm_rows if r.id in paired])
         for a, arm_rows in zip(arms, rows, strict=True)
     }
     result = {

@@ -3,6 +3,7 @@ loader and rows (tiny model), and planted AI authors on the five examples (embed
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -44,6 +45,7 @@ from condpred.checks.validation import (
     summarise_validation,
     validate_ai_author,
 )
+from condpred.elicit import Prediction, check
 from condpred.model.hf import HFModel
 
 CHECK = AIAuthorCheck()  # the check with its default thresholds
@@ -103,25 +105,28 @@ def test_probabilities_are_normalised_over_the_two_sides(tiny):
 # --- the check --------------------------------------------------------------------------------
 
 
-def given(model, samples, camera="plain", prefix="Abstract.") -> CheckInput:
+def given(model, samples, camera="plain", prefix="Abstract.", own=True) -> CheckInput:
     conditional = Conditional(camera=camera, prefix=prefix)
-    return CheckInput(model, conditional, render(conditional), samples)
+    return CheckInput(model, conditional, render(conditional), samples, own_samples=own)
 
 
 def sample(text: str, index: int) -> Sample:
     return Sample(text, [], [], "length", index)
 
 
-def test_one_result_per_sample_with_its_index_and_value(tiny):
+@pytest.mark.parametrize("own, source", [(True, "own samples"), (False, "other text")])
+def test_one_result_per_sample_with_its_index_and_value(tiny, own, source):
     samples = [sample(" We study predictive models.", 0), sample(" Members agreed.", 3)]
-    g = given(tiny, samples, camera="arxiv-abstract")
+    g = given(tiny, samples, camera="arxiv-abstract", own=own)
     results = get_check("ai_author").run(g)
     assert [r.sample_index for r in results] == [0, 3]
     combiners, _ = load_combiners()
     for result, s in zip(results, samples, strict=True):
         values, _ = signals(tiny, g.rendered, g.conditional, s.text)
-        combiner = pick_combiner(combiners, values)
+        combiner = pick_combiner(combiners, values, source)
         assert combiner.name == "all signals"  # hf models give every signal
+        assert combiner.source == source
+        assert result.evidence["combiner"] == f"all signals, for {source}"
         p = combiner.probability(values)
         assert result.check == "ai_author"
         assert result.value == pytest.approx(p, abs=1e-6)
@@ -134,7 +139,7 @@ def test_one_result_per_sample_with_its_index_and_value(tiny):
 
 
 def test_thresholds_decide_the_verdict(tiny):
-    g = given(tiny, [sample(" Yes.", 0)])
+    g = given(tiny, [sample(" We study predictive models.", 0)])  # P(AI) near 0.5, not 1
     value = CHECK.run(g)[0].value
     assert AIAuthorCheck(warn_above=1.0, fail_above=1.0).run(g)[0].verdict == "pass"
     assert AIAuthorCheck(warn_above=0.0, fail_above=1.0).run(g)[0].verdict == "warn"
@@ -386,16 +391,21 @@ def test_binoculars_by_hand_and_on_the_models_own_samples(tiny, tmp_path):
 
 
 def test_the_combiner_is_a_logistic_regression_on_standardised_signals():
-    c = Combiner("t", ("a", "b"), (1.0, -2.0), (2.0, 0.5), (0.8, -1.5), 0.3, 0.6, 0.9)
+    c = Combiner(
+        "t", "own samples", ("a", "b"), (1.0, -2.0), (2.0, 0.5), (0.8, -1.5), 0.3, 0.6, 0.9
+    )
     values = {"a": 4.0, "b": -1.0}
     logit = 0.3 + 0.8 * (4.0 - 1.0) / 2.0 - 1.5 * (-1.0 + 2.0) / 0.5
     assert c.probability(values) == pytest.approx(1 / (1 + math.exp(-logit)))
     assert sum(c.contributions(values).values()) == pytest.approx(logit - 0.3)
     assert not c.usable({"a": 1.0, "b": float("nan")}) and not c.usable({"a": 1.0})
-    fallback = Combiner("u", ("a",), (0.0,), (1.0,), (1.0,), 0.0, 0.5, 0.9)
-    assert pick_combiner([c, fallback], {"a": 1.0, "b": float("nan")}) is fallback
-    with pytest.raises(InputError, match="no fitted ai_author combiner"):
-        pick_combiner([c], {"a": 1.0})
+    fallback = Combiner("u", "own samples", ("a",), (0.0,), (1.0,), (1.0,), 0.0, 0.5, 0.9)
+    other = Combiner("v", "other text", ("a",), (0.0,), (1.0,), (-1.0,), 0.0, 0.5, 0.9)
+    combiners = [c, fallback, other]
+    assert pick_combiner(combiners, {"a": 1.0, "b": float("nan")}, "own samples") is fallback
+    assert pick_combiner(combiners, {"a": 1.0, "b": 2.0}, "other text") is other
+    with pytest.raises(InputError, match="no fitted ai_author combiner for other text"):
+        pick_combiner([c, fallback], {"a": 1.0}, "other text")
 
 
 def synthetic_rows(rng, n: int) -> list[dict]:
@@ -425,27 +435,53 @@ def test_fitting_without_scikit_learn_says_how_to_get_it(monkeypatch):
         fit_combiners(synthetic_rows(np.random.default_rng(0), 5))
 
 
-def test_fitting_finds_the_signal_that_separates_each_kind():
+@pytest.mark.parametrize(
+    "source, kind, signal",
+    [("own samples", "sampled", "author_llr"), ("other text", "text", "loglik")],
+)
+def test_each_source_is_fitted_on_its_own_rows(source, kind, signal):
     rng = np.random.default_rng(0)
-    train = synthetic_rows(rng, 200)
+    train = synthetic_rows(rng, 400)
     combiners = fit_combiners(train)
-    assert [c.name for c in combiners] == ["all signals", "no Fast-DetectGPT"]
-    full = combiners[0]
-    weights = dict(zip(full.features, full.coef, strict=True))
-    assert weights["loglik"] > 1 and weights["author_llr"] > 1
-    assert all(abs(weights[s]) < 0.3 for s in ("probe_logit", "lexical", "fastdetect"))
-    # The thresholds hold the stated false-positive rates on the own human-author samples.
-    own = [
-        full.probability(r["signals"]) for r in train if r["kind"] == "sampled" and r["label"] == 0
+    assert [(c.source, c.name) for c in combiners] == [
+        (s, n) for s in ("own samples", "other text") for n in ("all signals", "no Fast-DetectGPT")
     ]
-    assert np.mean(np.array(own) > full.warn_above) <= 0.05
-    assert np.mean(np.array(own) > full.fail_above) <= 0.01
+    full = next(c for c in combiners if c.source == source)
+    weights = dict(zip(full.features, full.coef, strict=True))
+    assert weights[signal] > 1  # the one signal that separates its rows, the others noise
+    assert all(abs(w) < weights[signal] / 10 for s, w in weights.items() if s != signal)
+    # The thresholds hold the stated false-positive rates on the source's human side.
+    human = [full.probability(r["signals"]) for r in train if r["kind"] == kind and not r["label"]]
+    assert np.mean(np.array(human) > full.warn_above) <= 0.05
+    assert np.mean(np.array(human) > full.fail_above) <= 0.01
     assert full.fail_above >= full.warn_above
-    # On fresh rows of the same kinds, the check separates both.
+
+
+def test_validation_judges_each_row_with_its_sources_combiner():
+    rng = np.random.default_rng(1)
+    combiners = fit_combiners(synthetic_rows(rng, 200))
     summary = summarise_validation(synthetic_rows(rng, 60), combiners)
-    assert summary["human_vs_machine"][0]["ai_author (the check)"]["auroc"] > 0.9
-    assert summary["self_sampled"]["ai_author (the check)"]["auroc"] > 0.9
+    assert summary["human_vs_machine"][0]["ai_author (the check)"]["auroc"] > 0.95
+    assert summary["self_sampled"]["ai_author (the check)"]["auroc"] > 0.95
     assert summary["self_sampled"]["likelihood"]["auroc"] < 0.7  # noise there, by design
+    for key in ("human_vs_machine", "self_sampled"):
+        row = summary[key][-1] if key == "human_vs_machine" else summary[key]
+        assert row["false_positive_rate"]["warn"] < 0.15
+        assert row["true_positive_rate"]["warn"] > 0.8
+    # Judged by the own-sample combiner, other text is read by the wrong signal.
+    own_for_all = [dataclasses.replace(c, source="other text") for c in combiners[:2]]
+    summary = summarise_validation(synthetic_rows(rng, 60), own_for_all + combiners[:2])
+    assert summary["human_vs_machine"][0]["ai_author (the check)"]["auroc"] < 0.8
+
+
+@pytest.mark.parametrize("spec, source", [(None, "own samples"), ("another-model", "other text")])
+def test_a_prediction_checked_by_another_model_is_other_text(tiny, spec, source):
+    conditional = Conditional(camera="plain", prefix="Abstract.")
+    prediction = Prediction(
+        None, spec or tiny.spec, conditional, render(conditional), [sample(" We agreed.", 0)]
+    )
+    (result,) = check(prediction, tiny, ["ai_author"])
+    assert result.evidence["combiner"] == f"all signals, for {source}"
 
 
 # --- rows, fitting and validating on a model ---------------------------------------------------
@@ -504,8 +540,9 @@ def test_fit_and_validate_end_to_end(tiny, pair_folder, tmp_path):
         assert row["ai_author (the check)"]["ci"] is None  # below MIN_CI_N
         assert 0 <= row["ai_author (the check)"]["auroc"] <= 1
     for row in validated["rows"]:
+        source = "own samples" if row["kind"] == "sampled" else "other text"
         assert row["signals"]["check"] == pytest.approx(
-            pick_combiner(combiners, row["signals"]).probability(row["signals"])
+            pick_combiner(combiners, row["signals"], source).probability(row["signals"])
         )
     again = validate_ai_author(tiny, pair_folder, path, seed=3, **options)
     assert again["self_sampled"] == validated["self_sampled"]  # seeded: repeatable

@@ -15,11 +15,13 @@ question is whom the model believes it is predicting. Five signals, each higher 
 - the text's mean token log-prob, and Fast-DetectGPT's analytic criterion (Bao et al. 2024) —
   style anchors, which tell other models' text from people's but not whom this model predicts.
 
-A logistic regression (`Combiner`) fitted on held-apart human-vs-machine text and on the model's
-own samples under human vs AI authors turns them into one P(AI author); its thresholds are where
-5% and 1% of the model's own human-author predictions lie above. `condpred checks fit ai_author`
-refits it; `condpred checks validate ai_author` measures it (README: "Does ai_author detect AI
-authors?").
+A logistic regression (`Combiner`) turns them into one P(AI author). Which one depends on where
+the text came from, because the style signals mean opposite things there: for the model's own
+samples (a prediction checked by the model that made it) one fitted on its own samples under human
+vs AI authors; for other text (another model's predictions, people's text) one fitted on
+held-apart human-vs-machine text. Each warns and fails where 5% and 1% of its human side lie
+above. `condpred checks fit ai_author` refits them; `condpred checks validate ai_author` measures
+them (README: "Does ai_author detect AI authors?").
 
 Cost: each signal reads the first `MAX_WORDS` words; about 7 scorings of them per sample.
 """
@@ -376,13 +378,19 @@ def signals(
 COMBINER_PATH = Path(__file__).with_name("ai_author_combiner.json")
 
 
+# Where a checked text came from: sampled from the checking model itself, or anything else.
+TEXT_SOURCES = ("own samples", "other text")
+
+
 @dataclass(frozen=True)
 class Combiner:
     """A logistic regression over standardised signals, fitted by `condpred checks fit
     ai_author` and stored as JSON: P(AI author) = sigmoid(intercept + sum coef * (x - mean) /
-    scale). `warn_above` and `fail_above` come from measured false-positive rates."""
+    scale), for texts of one `source` (`TEXT_SOURCES`). `warn_above` and `fail_above` come from
+    measured false-positive rates on that source's human side."""
 
     name: str
+    source: str
     features: tuple[str, ...]
     mean: tuple[float, ...]
     scale: tuple[float, ...]
@@ -411,7 +419,7 @@ class Combiner:
 
 
 def load_combiners(path: str | Path | None = None) -> tuple[list[Combiner], dict[str, Any]]:
-    """The fitted combiners (most signals first) and how they were fitted."""
+    """The fitted combiners (per source, most signals first) and how they were fitted."""
     source = Path(path) if path else COMBINER_PATH
     try:
         stored = json.loads(source.read_text(encoding="utf-8"))
@@ -429,13 +437,16 @@ def load_combiners(path: str | Path | None = None) -> tuple[list[Combiner], dict
     return combiners, stored.get("fitted", {})
 
 
-def pick_combiner(combiners: Sequence[Combiner], values: Mapping[str, float | None]) -> Combiner:
-    """The first combiner whose signals all have values (no Fast-DetectGPT off `hf`)."""
+def pick_combiner(
+    combiners: Sequence[Combiner], values: Mapping[str, float | None], source: str
+) -> Combiner:
+    """The first combiner for texts of `source` whose signals all have values (no
+    Fast-DetectGPT off `hf`)."""
     for combiner in combiners:
-        if combiner.usable(values):
+        if combiner.source == source and combiner.usable(values):
             return combiner
     raise InputError(
-        "no fitted ai_author combiner uses only the signals this model gives",
+        f"no fitted ai_author combiner for {source} uses only the signals this model gives",
         field="combiner",
         fix="Refit: condpred checks fit ai_author --data ../shared/data/human-vs-ai-text",
     )
@@ -446,15 +457,16 @@ class AIAuthorCheck:
     """Warns when the model believes an AI, not a human, wrote what it predicts.
 
     The value is P(AI author) from a logistic combiner over five signals: the disclosure probes,
-    the author ratio, the lexical tells, likelihood and Fast-DetectGPT (`SIGNALS`), fitted on
-    held-apart human-vs-machine text and on the model's own samples under human vs AI authors
-    (`condpred checks fit ai_author`; README "Does ai_author detect AI authors?"). The default
-    thresholds are the combiner's, set where a stated false-positive rate was measured on the
-    model's own predictions of human-authored documents; `warn_above`/`fail_above` override
-    them. A lexical tell in the sample (not in the conditional, which we wrote) raises the
-    verdict to at least `lexical_verdict`: "warn" by default, since documents about AI quote
-    such phrases too; a person should read them. `combiner` names another fitted file (refit
-    for another model: the signals' scales are the embedded model's)."""
+    the author ratio, the lexical tells, likelihood and Fast-DetectGPT (`SIGNALS`). Samples the
+    checking model drew itself (`CheckInput.own_samples`) get the combiner fitted on its own
+    samples under human vs AI authors; other text the one fitted on held-apart human-vs-machine
+    text (`condpred checks fit ai_author`; README "Does ai_author detect AI authors?"). The
+    default thresholds are the combiner's, set where a stated false-positive rate was measured on
+    its human side; `warn_above`/`fail_above` override them. A lexical tell in the sample (not
+    in the conditional, which we wrote) raises the verdict to at least `lexical_verdict`: "warn"
+    by default, since documents about AI quote such phrases too; a person should read them.
+    `combiner` names another fitted file (refit for another model: the signals' scales are the
+    embedded model's)."""
 
     name = "ai_author"
     summary = "Whether the model believes an AI, not a human, wrote what it predicts."
@@ -479,17 +491,21 @@ class AIAuthorCheck:
             probes.validate(f"ai_author probes for camera '{camera}'")
         self.warn_above = warn_above
         self.fail_above = fail_above
-        self.thresholds(self.combiners[0])  # thresholds out of order fail before any sampling
+        for combiner in self.combiners:  # thresholds out of order fail before any sampling
+            self.thresholds(combiner)
         self.lexical_verdict = lexical_verdict
         self.probe_sets = probe_sets
 
     @staticmethod
     def measured_defaults() -> dict[str, Any]:
-        """The defaults `None` stands for: the fitted combiner's thresholds and its file."""
-        combiner = load_combiners()[0][0]
+        """The defaults `None` stands for: each source's fitted thresholds and the file."""
+        combiners = load_combiners()[0]
+        first = {s: next(c for c in combiners if c.source == s) for s in TEXT_SOURCES}
         return {
-            "warn_above": combiner.warn_above,
-            "fail_above": combiner.fail_above,
+            **{
+                limit: ", ".join(f"{getattr(c, limit):.3f} on {s}" for s, c in first.items())
+                for limit in ("warn_above", "fail_above")
+            },
             "combiner": f"the package's ({COMBINER_PATH.name})",
         }
 
@@ -514,13 +530,19 @@ class AIAuthorCheck:
         return [self._result(given, sample.index, sample.text) for sample in given.samples]
 
     def score(
-        self, model: PredictiveModel, context: str, conditional: Conditional, text: str
+        self,
+        model: PredictiveModel,
+        context: str,
+        conditional: Conditional,
+        text: str,
+        source: str = "own samples",
     ) -> tuple[float, dict[str, Any]]:
-        """P(AI author) of `text` predicted after `context`, and the evidence."""
+        """P(AI author) of `text` predicted after `context` (`source`: whether `model` sampled
+        it, one of `TEXT_SOURCES`), and the evidence."""
         values, evidence = signals(model, context, conditional, text, self.probe_sets)
-        combiner = pick_combiner(self.combiners, values)
+        combiner = pick_combiner(self.combiners, values, source)
         evidence["signals"] = values
-        evidence["combiner"] = combiner.name
+        evidence["combiner"] = f"{combiner.name}, for {source}"
         evidence["contributions"] = combiner.contributions(values)
         evidence["fitted_for"] = self.fitted.get("model")
         warn, fail = self.thresholds(combiner)
@@ -528,7 +550,8 @@ class AIAuthorCheck:
         return combiner.probability(values), evidence
 
     def _result(self, given: CheckInput, index: int, text: str) -> CheckResult:
-        value, evidence = self.score(given.model, given.rendered, given.conditional, text)
+        source = TEXT_SOURCES[0] if given.own_samples else TEXT_SOURCES[1]
+        value, evidence = self.score(given.model, given.rendered, given.conditional, text, source)
         warn, fail = evidence["thresholds"].values()
         result = verdict(value, warn, fail)
         hits = evidence["lexical"]

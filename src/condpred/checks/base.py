@@ -44,6 +44,9 @@ class CheckInput:
     rendered: str
     samples: Sequence[Sample]
     cameras_dir: Path | None = None
+    # Whether `model` itself drew the samples. False for another model's predictions or people's
+    # text: checks that read style (ai_author) must weigh it differently there.
+    own_samples: bool = True
 
 
 class Check(Protocol):

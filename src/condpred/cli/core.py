@@ -298,7 +298,7 @@ def checks_fit(
             f"{f} {c:+.2f}" for f, c in zip(combiner["features"], combiner["coef"], strict=True)
         )
         out.print(
-            f"{combiner['name']}: {weights}; warn above {combiner['warn_above']:.3f}, "
+            f"{combiner['source']}, {combiner['name']}: {weights}; warn above {combiner['warn_above']:.3f}, "
             f"fail above {combiner['fail_above']:.3f}"
         )
     write_json(output, record)

@@ -23,10 +23,12 @@ def check(
 ) -> list[CheckResult]:
     """Run checks (names or specs with arguments, e.g. "ai_author:warn_above=0.4") on a
     prediction's samples; stored with its run when given a store, in place of what the same
-    checks found there before."""
+    checks found there before. The samples count as `model`'s own when the prediction names the
+    same model spec; checked by another model, they are other text."""
     folder = Path(cameras_dir) if cameras_dir else None
+    own = prediction.model_spec == getattr(model, "spec", None)
     given = CheckInput(
-        model, prediction.conditional, prediction.rendered, prediction.samples, folder
+        model, prediction.conditional, prediction.rendered, prediction.samples, folder, own
     )
     results = run_checks(names, given)
     if store is not None and prediction.run_id is not None:
