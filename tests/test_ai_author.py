@@ -29,6 +29,7 @@ from condpred.checks.ai_author import (
     likelihood_signals,
     load_combiners,
     pick_combiner,
+    probe_prior,
     probe_set,
     signals,
 )
@@ -47,6 +48,7 @@ from condpred.checks.validation import (
 )
 from condpred.elicit import Prediction, check
 from condpred.model.hf import HFModel
+from condpred.model.registry import same_model
 
 CHECK = AIAuthorCheck()  # the check with its default thresholds
 
@@ -125,7 +127,6 @@ def test_one_result_per_sample_with_its_index_and_value(tiny, own, source):
         values, _ = signals(tiny, g.rendered, g.conditional, s.text)
         combiner = pick_combiner(combiners, values, source)
         assert combiner.name == "all signals"  # hf models give every signal
-        assert combiner.source == source
         assert result.evidence["combiner"] == f"all signals, for {source}"
         p = combiner.probability(values)
         assert result.check == "ai_author"
@@ -145,6 +146,21 @@ def test_thresholds_decide_the_verdict(tiny):
     assert AIAuthorCheck(warn_above=0.0, fail_above=1.0).run(g)[0].verdict == "warn"
     assert AIAuthorCheck(warn_above=0.0, fail_above=0.0).run(g)[0].verdict == "fail"
     assert 0.0 < value < 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({}, lambda c: (c.warn_above, c.fail_above)),
+        ({"warn_above": 0.999}, lambda c: (0.999, 0.999)),  # lifts the fail default with it
+        ({"fail_above": 0.001}, lambda c: (0.001, 0.001)),  # lowers the warn default with it
+        ({"warn_above": 0.2, "fail_above": 0.3}, lambda c: (0.2, 0.3)),
+    ],
+)
+def test_a_threshold_given_alone_keeps_the_other_in_order(kwargs, expected):
+    check = AIAuthorCheck(**kwargs)
+    for combiner in check.combiners:
+        assert check.thresholds(combiner) == pytest.approx(expected(combiner))
 
 
 def test_a_lexical_tell_in_the_sample_raises_the_verdict(tiny):
@@ -186,6 +202,7 @@ def test_a_probe_that_tokenises_to_nothing_is_an_input_error(tiny):
     ("kwargs", "match"),
     [
         ({"warn_above": 0.9, "fail_above": 0.5}, "out of order"),
+        ({"warn_above": 1.5}, "out of order"),
         ({"lexical_verdict": "maybe"}, "unknown verdict"),
         ({"probe_sets": {"plain": ProbeSet((" ",), (" a",), (" b",))}}, "blank"),
         ({"probe_sets": {"plain": ProbeSet(("x",), (), (" b",))}}, "no human"),
@@ -356,6 +373,22 @@ def test_the_author_ratio_equals_the_hand_computed_value(tiny):
     assert author_ratio(tiny, stated, TEXT)["llr"] == pytest.approx(got["llr"], abs=1e-5)
 
 
+def test_the_probes_are_read_against_the_conditional_alone_with_a_human_author(tiny):
+    page = Conditional(camera="news-article", title="Treaty signed", prefix="GENEVA -")
+    human_page = render(page.with_(authors=[HUMAN_AUTHORS[0]]))
+    p = float(np.mean(by_hand(tiny, human_page, PROBE_SETS["news-article"])))
+    prior = probe_prior(tiny, page)
+    assert prior == pytest.approx(math.log(p / (1 - p)), abs=1e-3)
+    # The prior stands for the document's kind and topic, not its stated author...
+    stated = page.with_(authors=[Author(name="GPT-7", kind="ai")])
+    assert probe_prior(tiny, stated) == pytest.approx(prior, abs=1e-5)
+    # ...so the shift after a stated AI author keeps what the author line says.
+    values, evidence = signals(tiny, render(stated), stated, TEXT)
+    p_ai = evidence["p_ai_mean"]
+    assert values["probe_prior"] == pytest.approx(prior, abs=1e-5)
+    assert values["probe_shift"] == pytest.approx(math.log(p_ai / (1 - p_ai)) - prior, abs=1e-5)
+
+
 def test_fast_detect_is_standard_on_the_models_own_samples(tiny):
     """Known answer: on text the model samples itself the criterion has mean 0 and variance
     about 1 (each position's term is centred and scaled by the model's own distribution)."""
@@ -474,14 +507,32 @@ def test_validation_judges_each_row_with_its_sources_combiner():
     assert summary["human_vs_machine"][0]["ai_author (the check)"]["auroc"] < 0.8
 
 
-@pytest.mark.parametrize("spec, source", [(None, "own samples"), ("another-model", "other text")])
-def test_a_prediction_checked_by_another_model_is_other_text(tiny, spec, source):
+@pytest.mark.parametrize(
+    "spec, own, source",
+    [
+        (None, None, "own samples"),
+        ("another-model", None, "other text"),
+        ("another-model", True, "own samples"),  # the caller knows better than the spec
+    ],
+)
+def test_a_prediction_checked_by_another_model_is_other_text(tiny, spec, own, source):
     conditional = Conditional(camera="plain", prefix="Abstract.")
     prediction = Prediction(
         None, spec or tiny.spec, conditional, render(conditional), [sample(" We agreed.", 0)]
     )
-    (result,) = check(prediction, tiny, ["ai_author"])
+    (result,) = check(prediction, tiny, ["ai_author"], own_samples=own)
     assert result.evidence["combiner"] == f"all signals, for {source}"
+
+
+def test_model_specs_are_compared_with_aliases_resolved():
+    assert same_model("default", "gemma-3-270m") and same_model("gpt2", "gpt2")
+    assert not same_model("default", "smollm2-135m-instruct")
+
+
+def test_fitting_without_rows_of_a_source_says_which():
+    rows = [r for r in synthetic_rows(np.random.default_rng(0), 20) if r["kind"] != "sampled"]
+    with pytest.raises(InputError, match=r"no rows of both labels.*own samples"):
+        fit_combiners(rows)
 
 
 # --- rows, fitting and validating on a model ---------------------------------------------------
@@ -519,6 +570,23 @@ def test_rows_are_split_cached_and_resumed(tiny, pair_folder, tmp_path):
     )
     values, _ = signals(tiny, render(conditional), conditional, machine)
     assert row["signals"] == pytest.approx(values, abs=1e-5)
+    # Rows cached before the probes were read against their prior get it added, nothing else
+    # computed again, and then equal rows computed afresh.
+    lines = cache.read_text().splitlines()
+    stripped = []
+    for line in lines:
+        row = json.loads(line)
+        for signal in ("probe_prior", "probe_shift"):
+            row["signals"].pop(signal)
+        stripped.append(json.dumps(row))
+    older = tmp_path / "older.jsonl"
+    older.write_text("\n".join(stripped) + "\n")
+    upgraded = compute_rows(tiny, pair_folder, "validate", **{**options, "cache": older})
+    added = older.read_text().count("\n") - len(lines)
+    assert added == len(held)  # one line more for each validation row, no row computed again
+    fresh = {r["key"]: r["signals"] for r in held}
+    for row in upgraded:
+        assert row["signals"] == pytest.approx(fresh[row["key"]], abs=1e-5)
     planted = [r for r in held if r["kind"] == "planted" and r["file"] == "xsum_a.json"]
     assert planted[0]["signals"]["author_llr"] == pytest.approx(
         planted[1]["signals"]["author_llr"], abs=1e-5
@@ -540,7 +608,7 @@ def test_fit_and_validate_end_to_end(tiny, pair_folder, tmp_path):
         assert row["ai_author (the check)"]["ci"] is None  # below MIN_CI_N
         assert 0 <= row["ai_author (the check)"]["auroc"] <= 1
     for row in validated["rows"]:
-        source = "own samples" if row["kind"] == "sampled" else "other text"
+        source = "other text" if row["kind"] == "text" else "own samples"  # planted: own
         assert row["signals"]["check"] == pytest.approx(
             pick_combiner(combiners, row["signals"], source).probability(row["signals"])
         )

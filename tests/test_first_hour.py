@@ -32,11 +32,10 @@ def test_checks_list_says_what_each_check_estimates(capsys):
     assert set(described) >= {"ai_author", "consistency", "performative", "surprisal"}
     from condpred.checks.ai_author import load_combiners
 
+    stated = described["ai_author"]["arguments"]["warn_above"]
     for fitted in load_combiners()[0]:  # thresholds measured, not written in the signature
-        if fitted.name != "all signals":
-            continue
-        stated = f"{fitted.warn_above:.3f} on {fitted.source}"
-        assert stated in described["ai_author"]["arguments"]["warn_above"]
+        assert stated[f"{fitted.source}, {fitted.name}"] == round(fitted.warn_above, 3)
+    assert len(stated) == 4  # two sources, with and without Fast-DetectGPT
     assert described["surprisal"]["unit"] == "bits per token"
     assert all(
         c["summary"] and c["unit"] and "name" not in c["arguments"] for c in described.values()

@@ -7,7 +7,8 @@ question is whom the model believes it is predicting. Five signals, each higher 
 - the disclosure probes: after the predicted document, the camera's own disclosures ("Disclosure:
   this post was written by", ...) scored with human answers (" a human", " a reporter") against AI
   answers (" an AI", " ChatGPT", " a language model"), each side pooled by logsumexp; the mean
-  P(AI) over three probes, as log-odds;
+  P(AI) over three probes, as log-odds, less the same after the conditional alone with a human
+  author (`probe_prior`): a document about AI draws AI answers whoever wrote it;
 - the author ratio: log P(text | the document with an AI author) - log P(text | a human author),
   per token, two authors a side. The same model scores both sides, so "it was sampled from me"
   cancels: what is left is how much better an AI author explains the text;
@@ -346,7 +347,25 @@ def first_words(text: str, words: int = MAX_WORDS) -> str:
 
 
 # The signals the combined check reads, each oriented so that higher means "an AI wrote it".
-SIGNALS = ("probe_logit", "author_llr", "lexical", "loglik", "fastdetect")
+SIGNALS = ("probe_shift", "author_llr", "lexical", "loglik", "fastdetect")
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1 - 1e-6)
+    return math.log(p / (1 - p))
+
+
+def probe_prior(
+    model: PredictiveModel,
+    conditional: Conditional,
+    probe_sets: Mapping[str, ProbeSet] | None = None,
+) -> float:
+    """The probes' log-odds of an AI author after the conditional alone, its authors replaced by
+    a human one: what the document's kind and topic say before any predicted text. A paper about
+    AI draws " an AI" answers whoever wrote it; the check reads the probes against this, so a
+    topic is not taken for an author, while an AI author the conditional states still counts."""
+    human = conditional.model_copy(update={"authors": [HUMAN_AUTHORS[0]]})
+    return _logit(ai_probability(model, render(human), conditional.camera, probe_sets)[0])
 
 
 def signals(
@@ -355,19 +374,24 @@ def signals(
     conditional: Conditional,
     text: str,
     probe_sets: Mapping[str, ProbeSet] | None = None,
+    prior: float | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Every signal for the first `MAX_WORDS` words of `text` predicted after `context` (the
-    rendered `conditional`), and the evidence behind them: the probes after the text, the author
-    ratio under `conditional` with its authors replaced, the lexical tells in the text, its
-    likelihood and Fast-DetectGPT."""
+    rendered `conditional`), and the evidence behind them: the probes after the text against
+    their `prior` (`probe_prior`, computed when not given), the author ratio under `conditional`
+    with its authors replaced, the lexical tells in the text, its likelihood and Fast-DetectGPT."""
     text = first_words(text)
+    if prior is None:
+        prior = probe_prior(model, conditional, probe_sets)
     _, evidence = ai_probability(model, context + text, conditional.camera, probe_sets)
     evidence["lexical"] = hits = lexical_hits(text)  # the prediction's, not the conditional's
     evidence["author_ratio"] = ratio = author_ratio(model, conditional, text)
     likelihood = likelihood_signals(model, context, text)
-    p_ai = min(max(evidence["p_ai_mean"], 1e-6), 1 - 1e-6)
+    probe_logit = _logit(evidence["p_ai_mean"])
     values = {
-        "probe_logit": math.log(p_ai / (1 - p_ai)),
+        "probe_logit": probe_logit,
+        "probe_prior": prior,
+        "probe_shift": probe_logit - prior,
         "author_llr": ratio["llr_per_token"],
         "lexical": float(bool(hits)),
         **likelihood,
@@ -442,6 +466,8 @@ def pick_combiner(
 ) -> Combiner:
     """The first combiner for texts of `source` whose signals all have values (no
     Fast-DetectGPT off `hf`)."""
+    if source not in TEXT_SOURCES:
+        raise ValueError(f"unknown text source {source!r}: one of {TEXT_SOURCES}")
     for combiner in combiners:
         if combiner.source == source and combiner.usable(values):
             return combiner
@@ -498,20 +524,24 @@ class AIAuthorCheck:
 
     @staticmethod
     def measured_defaults() -> dict[str, Any]:
-        """The defaults `None` stands for: each source's fitted thresholds and the file."""
+        """The defaults `None` stands for: the fitted thresholds per source and combiner."""
         combiners = load_combiners()[0]
-        first = {s: next(c for c in combiners if c.source == s) for s in TEXT_SOURCES}
         return {
             **{
-                limit: ", ".join(f"{getattr(c, limit):.3f} on {s}" for s, c in first.items())
+                limit: {f"{c.source}, {c.name}": round(getattr(c, limit), 3) for c in combiners}
                 for limit in ("warn_above", "fail_above")
             },
             "combiner": f"the package's ({COMBINER_PATH.name})",
         }
 
     def thresholds(self, combiner: Combiner) -> tuple[float, float]:
-        warn = combiner.warn_above if self.warn_above is None else self.warn_above
-        fail = combiner.fail_above if self.fail_above is None else self.fail_above
+        """The combiner's thresholds with the given overrides; a limit given alone moves the
+        other's default only as far as order needs (warn_above=0.9 lifts a lower fail_above)."""
+        warn, fail = self.warn_above, self.fail_above
+        if warn is None:
+            warn = combiner.warn_above if fail is None else min(combiner.warn_above, fail)
+        if fail is None:
+            fail = max(combiner.fail_above, warn)
         if not 0 <= warn <= fail <= 1:
             raise InputError(
                 f"thresholds warn_above={warn}, fail_above={fail} are out of order",
@@ -527,7 +557,8 @@ class AIAuthorCheck:
                 field="samples",
                 fix="The ai_author check reads predictions: sample at least one (-n 1 or more)",
             )
-        return [self._result(given, sample.index, sample.text) for sample in given.samples]
+        prior = probe_prior(given.model, given.conditional, self.probe_sets)  # once: shared
+        return [self._result(given, sample.index, sample.text, prior) for sample in given.samples]
 
     def score(
         self,
@@ -535,11 +566,13 @@ class AIAuthorCheck:
         context: str,
         conditional: Conditional,
         text: str,
-        source: str = "own samples",
+        source: str = TEXT_SOURCES[0],
+        prior: float | None = None,
     ) -> tuple[float, dict[str, Any]]:
         """P(AI author) of `text` predicted after `context` (`source`: whether `model` sampled
-        it, one of `TEXT_SOURCES`), and the evidence."""
-        values, evidence = signals(model, context, conditional, text, self.probe_sets)
+        it, one of `TEXT_SOURCES`; `prior`: the conditional's `probe_prior`, if known), and the
+        evidence."""
+        values, evidence = signals(model, context, conditional, text, self.probe_sets, prior)
         combiner = pick_combiner(self.combiners, values, source)
         evidence["signals"] = values
         evidence["combiner"] = f"{combiner.name}, for {source}"
@@ -549,9 +582,11 @@ class AIAuthorCheck:
         evidence["thresholds"] = {"warn_above": warn, "fail_above": fail}
         return combiner.probability(values), evidence
 
-    def _result(self, given: CheckInput, index: int, text: str) -> CheckResult:
+    def _result(self, given: CheckInput, index: int, text: str, prior: float) -> CheckResult:
         source = TEXT_SOURCES[0] if given.own_samples else TEXT_SOURCES[1]
-        value, evidence = self.score(given.model, given.rendered, given.conditional, text, source)
+        value, evidence = self.score(
+            given.model, given.rendered, given.conditional, text, source, prior
+        )
         warn, fail = evidence["thresholds"].values()
         result = verdict(value, warn, fail)
         hits = evidence["lexical"]
@@ -572,7 +607,8 @@ def _message(value: float, evidence: dict[str, Any], hits: list[dict[str, Any]])
     moved = max(evidence["contributions"].items(), key=lambda kv: abs(kv[1]))
     line = (
         f"P(AI author) {value:.2f}; probes {evidence['p_ai_mean']:.2f} over "
-        f"{len(evidence['probes'])}, author ratio {evidence['signals']['author_llr']:+.3f} "
+        f"{len(evidence['probes'])} (log-odds {evidence['signals']['probe_shift']:+.2f} against "
+        f"the conditional alone), author ratio {evidence['signals']['author_llr']:+.3f} "
         f"nats/token; most weight: {moved[0]} ({moved[1]:+.2f})"
     )
     if hits:

@@ -25,6 +25,7 @@ import dataclasses
 import datetime as dt
 import json
 import time
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from condpred.checks.ai_author import (
     first_words,
     load_combiners,
     pick_combiner,
+    probe_prior,
     signals,
 )
 from condpred.checks.base import verdict
@@ -219,6 +221,7 @@ def compute_rows(
     root = Path(data)
     files = check_data(root)
     rows = RowCache(cache)
+    priors = _Priors(model, rows)
     params = SamplingParams(max_new_tokens=max_tokens, seed=seed)
     for path in files:
         name = str(path.relative_to(root)) if root.is_dir() else path.name
@@ -232,16 +235,36 @@ def compute_rows(
                     row = _row("text", f"{name}:{index}", label, part, name)
                     if rows.missing(row["key"]):
                         rows.add(_scored(row, model, context, conditional, text))
+                    priors.add(rows.rows[row["key"]], conditional)
                     _add_binoculars(rows, rows.rows[row["key"]], model, performer, context, text)
                 advance(1)
             for index, (human, machine) in pairs[:openings]:
                 conditional, next_words, _ = opening(path, human, machine)
                 for row in _opening_rows(
-                    model, rows, part, name, index, conditional, next_words, samples, params
+                    model, rows, priors, part, name, index, conditional, next_words, samples, params
                 ):
                     _add_binoculars(rows, row, model, performer, render(conditional), row["text"])
                 advance(1)
     return rows.selected()
+
+
+class _Priors:
+    """Adds `probe_prior` (and `probe_shift`) to cached rows computed before the check read the
+    probes against it; one prior per conditional, the same `signals` computes."""
+
+    def __init__(self, model: PredictiveModel, rows: RowCache) -> None:
+        self.model, self.rows, self.known = model, rows, {}
+
+    def add(self, row: dict[str, Any], conditional: Conditional) -> None:
+        values = row["signals"]
+        if "probe_prior" in values:
+            return
+        key = conditional.to_yaml()
+        if key not in self.known:
+            self.known[key] = probe_prior(self.model, conditional)
+        values["probe_prior"] = self.known[key]
+        values["probe_shift"] = values["probe_logit"] - values["probe_prior"]
+        self.rows.add(row)  # the later line wins when the cache is read
 
 
 def _add_binoculars(rows: RowCache, row: dict, model, performer, context: str, text: str) -> None:
@@ -281,7 +304,16 @@ def _scored(row: dict, model: PredictiveModel, context: str, conditional, text: 
 
 
 def _opening_rows(
-    model, rows: RowCache, part, name, index, conditional, next_words, samples, params
+    model,
+    rows: RowCache,
+    priors: _Priors,
+    part,
+    name,
+    index,
+    conditional,
+    next_words,
+    samples,
+    params,
 ) -> list[dict[str, Any]]:
     """Self-sampled and planted rows of one opening (computing those not in the cache yet);
     returns the self-sampled ones."""
@@ -292,12 +324,15 @@ def _opening_rows(
         row = _row("planted", f"{name}:{index}", label, part, name)
         if rows.missing(row["key"]):
             rows.add(_scored(row, model, render(authored), authored, next_words))
+        priors.add(rows.rows[row["key"]], authored)
         todo = [_row("sampled", f"{name}:{index}:{i}", label, part, name) for i in range(samples)]
         if [row for row in todo if rows.missing(row["key"])]:
             drawn = model.sample(render(authored), samples, params)
             for row, sample in zip(todo, drawn, strict=True):
                 row = {**row, "text": sample.text}
                 rows.add(_scored(row, model, shown, conditional, sample.text))
+        for row in todo:
+            priors.add(rows.rows[row["key"]], conditional)
         sampled += [rows.rows[row["key"]] for row in todo]
     return sampled
 
@@ -310,28 +345,35 @@ FEATURE_SETS = {
     "all signals": SIGNALS,
     "no Fast-DetectGPT": tuple(s for s in SIGNALS if s != "fastdetect"),
 }
-# The rows each source's combiner is fitted on, and whose human side sets its thresholds. The two
-# are fitted apart because the style signals point opposite ways on them: AI-author samples of
-# the model read *less* machine-like than human-author ones (Fast-DetectGPT AUROC 0.37, fit part),
-# while other models' text reads more. 5-fold cross-validation on the fit part (grouped by unit,
-# 10 pairs a file): one combiner on all three kinds (weights 1 / 1 / 0.2) gave AUROC 0.844 on own
-# samples; fitted on own samples alone, 0.928. Planted authors are people's text: other text.
-FIT_ROWS = {"own samples": "sampled", "other text": "text"}
+# The rows each source's combiner is fitted on, each kind weighing this much in all whatever its
+# count, and the kind whose human side sets its thresholds. The two sources are fitted apart
+# because the style signals point opposite ways on them: AI-author samples of the model read
+# *less* machine-like than human-author ones (Fast-DetectGPT AUROC 0.37, fit part), other models'
+# text more. 5-fold cross-validation on the fit part (grouped by unit, 10 pairs a file): one
+# combiner on all three kinds (1 / 1 / 0.2) gave AUROC 0.844 on own samples; the own-samples
+# combiner 0.904, and 0.928 without planted authors — kept at 0.2 all the same, since only they
+# teach the probes to see an author the conditional states (their weight falls 1.44 -> 0.08
+# without them), the case a prediction under an AI-authored camera is.
+FIT_ROWS = {
+    "own samples": {"sampled": 1.0, "planted": 0.2},
+    "other text": {"text": 1.0},
+}
+THRESHOLD_ROWS = {"own samples": "sampled", "other text": "text"}
 # Verdict thresholds: the false-positive rates allowed on each source's human side (the fit
 # part's own samples under a human author; people's texts).
 WARN_FPR, FAIL_FPR = 0.05, 0.01
 
 
 def row_source(row: dict[str, Any]) -> str:
-    """Which combiner judges a row: the model's own samples, or other (people's, other
-    models') text — planted rows hold a person's words."""
-    return "own samples" if row["kind"] == "sampled" else "other text"
+    """Which combiner judges a row: human vs machine text is other text; the model's own samples
+    and planted authors (a document that states its author) are what a prediction is."""
+    return "other text" if row["kind"] == "text" else "own samples"
 
 
 def fit_combiners(rows: Sequence[dict[str, Any]]) -> list[Combiner]:
-    """A logistic regression per source and feature set on standardised signals, each on the fit
-    rows of its source (`FIT_ROWS`); then thresholds at the quantiles of that source's
-    human-side rows that give `WARN_FPR` and `FAIL_FPR`."""
+    """A logistic regression per source and feature set on standardised signals, each on its
+    source's fit rows weighted as `FIT_ROWS` says; then thresholds at the quantiles of that
+    source's human-side rows (`THRESHOLD_ROWS`) that give `WARN_FPR` and `FAIL_FPR`."""
     try:
         from sklearn.linear_model import LogisticRegression
     except ImportError as e:
@@ -341,14 +383,22 @@ def fit_combiners(rows: Sequence[dict[str, Any]]) -> list[Combiner]:
         ) from None
 
     combiners = []
-    for source, kind in FIT_ROWS.items():
-        train = [r for r in rows if r["kind"] == kind]
+    for source, kinds in FIT_ROWS.items():
+        train = [r for r in rows if r["kind"] in kinds]
         y = np.array([r["label"] for r in train])
+        if len(set(y)) < 2:
+            raise InputError(
+                f"no rows of both labels to fit the combiner for {source} on",
+                field=", ".join(kinds),
+                fix="Fit with at least one pair a file and one opening (--limit, --openings)",
+            )
+        human = [r for r in train if r["kind"] == THRESHOLD_ROWS[source] and not r["label"]]
         for name, features in FEATURE_SETS.items():
             x = np.array([[r["signals"][f] for f in features] for r in train], dtype=float)
             mean, spread = x.mean(0), x.std(0)
             scale = np.where(spread > 0, spread, 1.0)  # a signal constant in the data (lexical)
-            model = LogisticRegression(C=1.0).fit((x - mean) / scale, y)
+            weight = _kind_weights(train, kinds)
+            model = LogisticRegression(C=1.0).fit((x - mean) / scale, y, sample_weight=weight)
             combiner = Combiner(
                 name,
                 source,
@@ -360,11 +410,19 @@ def fit_combiners(rows: Sequence[dict[str, Any]]) -> list[Combiner]:
                 1.0,
                 1.0,
             )
-            human = np.array([combiner.probability(r["signals"]) for r in train if not r["label"]])
-            warn = float(np.quantile(human, 1 - WARN_FPR))
-            fail = max(float(np.quantile(human, 1 - FAIL_FPR)), warn)
+            values = np.array([combiner.probability(r["signals"]) for r in human])
+            warn = float(np.quantile(values, 1 - WARN_FPR))
+            fail = max(float(np.quantile(values, 1 - FAIL_FPR)), warn)
             combiners.append(dataclasses.replace(combiner, warn_above=warn, fail_above=fail))
     return combiners
+
+
+def _kind_weights(rows: Sequence[dict[str, Any]], kinds: dict[str, float]) -> np.ndarray:
+    """Each row's weight: its kind's share of the weights in `kinds` over the rows of that kind
+    (mean 1 over the rows)."""
+    counts = Counter(r["kind"] for r in rows)
+    total = sum(kinds[k] for k in counts)
+    return np.array([kinds[r["kind"]] / total * len(rows) / counts[r["kind"]] for r in rows])
 
 
 # --- validation -----------------------------------------------------------------------------
@@ -373,7 +431,7 @@ def fit_combiners(rows: Sequence[dict[str, Any]]) -> list[Combiner]:
 # its signals, and the anchors (likelihood and Fast-DetectGPT are signals and anchors at once).
 COLUMNS = {
     "ai_author (the check)": "check",
-    "probes": "probe_logit",
+    "probes": "probe_shift",
     "author ratio": "author_llr",
     "likelihood": "loglik",
     "Fast-DetectGPT": "fastdetect",
@@ -487,6 +545,7 @@ def summarise_validation(
     sampled["true_positive_rate"] = verdict_rates(ai)
     planted_h, planted_ai = _paired(rows, "planted")
     planted: dict[str, Any] = {"n": len(planted_h)}
+    planted["verdicts"] = {"human": verdict_rates(planted_h), "ai": verdict_rates(planted_ai)}
     for column, signal in COLUMNS.items():
         on_ai, on_human = _values(planted_ai, signal), _values(planted_h, signal)
         if not len(on_ai) or np.isnan(on_ai).any() or np.isnan(on_human).any():
@@ -528,7 +587,7 @@ def combiner_record(
             "rows": kinds,
             "seconds_per_row": seconds_per_row(rows),
             "split": "odd pair indices of each file (validation uses the even ones)",
-            "fitted_on": {s: f"the fit part's {kind} rows" for s, kind in FIT_ROWS.items()},
+            "fitted_on": {s: f"fit-part rows weighing {k}" for s, k in FIT_ROWS.items()},
             "thresholds": f"warn and fail where {WARN_FPR:.0%} and {FAIL_FPR:.0%} of each "
             "source's human side lie above (own samples under a human author; people's texts)",
             "date": dt.date.today().isoformat(),
@@ -599,6 +658,13 @@ def format_validation(summary: dict[str, Any]) -> str:
         "|" + " --- |" * len(names),
         "| " + " | ".join(_share(planted[n]) for n in names) + " |",
     ]
+    human, ai = planted["verdicts"]["human"], planted["verdicts"]["ai"]
+    if human["warn"] is not None:
+        lines += [
+            "",
+            f"Verdicts on planted authors: human side warn {human['warn']:.1%}, AI side warn "
+            f"{ai['warn']:.1%}, fail {ai['fail']:.1%}",
+        ]
     return "\n".join(lines)
 
 

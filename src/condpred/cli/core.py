@@ -154,7 +154,13 @@ def check_cmd(
     ],
     checks: ChecksOpt = ",".join(DEFAULT_CHECKS),
     model: Annotated[
-        str | None, typer.Option("--model", "-m", help="Default: the run's own model.")
+        str | None,
+        typer.Option(
+            "--model",
+            "-m",
+            help="Default: the run's own model. Another model reads the samples as other text "
+            "(ai_author judges them with its other-text combiner).",
+        ),
     ] = None,
     keep_passing: Annotated[
         bool, typer.Option("--gate", help="Show only passing samples.")
@@ -181,7 +187,10 @@ def check_cmd(
             )
         prediction = replace(earlier, conditional=conditional, rendered=rendered)
         model_ = load_model_with_bar(model or earlier.model_spec)
-        results = check(prediction, model_, names, store=store, cameras_dir=cameras)
+        own = True if model is None else None  # None: compared by model spec
+        results = check(
+            prediction, model_, names, store=store, cameras_dir=cameras, own_samples=own
+        )
     _print_checked(prediction, results, keep_passing, as_json)
     if not as_json:
         out.print(
@@ -275,8 +284,9 @@ def checks_fit(
     seed: Annotated[int, typer.Option(help="Seed of the samples.", **SEED_RANGE)] = 0,
     timeout: TimeoutOpt = None,
 ) -> None:
-    """Refit ai_author's combiner on the odd pairs of each file and on the model's own samples,
-    with thresholds at measured false-positive rates; use it with
+    """Refit ai_author's combiners on the odd pairs of each file: one set for the model's own
+    samples (under human vs AI authors, and planted authors), one for other text (human vs
+    machine), each with thresholds at false-positive rates measured on its human side; use it with
     --checks ai_author:combiner=FILE, or write it over the package's to make it the default."""
     from condpred.checks.validation import check_data, fit_ai_author
 
@@ -298,11 +308,18 @@ def checks_fit(
             f"{f} {c:+.2f}" for f, c in zip(combiner["features"], combiner["coef"], strict=True)
         )
         out.print(
-            f"{combiner['source']}, {combiner['name']}: {weights}; warn above {combiner['warn_above']:.3f}, "
-            f"fail above {combiner['fail_above']:.3f}"
+            f"{combiner['source']}, {combiner['name']}: {weights}; "
+            f"warn above {combiner['warn_above']:.3f}, fail above {combiner['fail_above']:.3f}"
         )
     write_json(output, record)
     out.print(f"wrote {output}")
+
+
+def _default(value: object) -> str:
+    """A default as `checks list` shows it; a fitted one per variant as 'variant: value' lines."""
+    if isinstance(value, dict):
+        return "".join(f"\n  {k}: {v}" for k, v in value.items())
+    return str(value)
 
 
 @checks_app.command("list")
@@ -318,7 +335,7 @@ def checks_list(as_json: JsonOpt = False) -> None:
     table.add_column("estimates (unit)", ratio=3)
     table.add_column("arguments = defaults", overflow="fold", ratio=2)
     for described_check in described:
-        arguments = "\n".join(f"{k}={v}" for k, v in described_check["arguments"].items())
+        arguments = "\n".join(f"{k}={_default(v)}" for k, v in described_check["arguments"].items())
         about = f"{described_check['summary']} [dim]unit: {described_check['unit']}[/]"
         table.add_row(described_check["name"], about, escape(arguments))
     out.print(table)

@@ -87,6 +87,11 @@ def embedded_model(spec: str) -> EmbeddedModel | None:
     return EMBEDDED.get(ALIASES.get(spec, spec))
 
 
+def same_model(spec: str, other: str) -> bool:
+    """Whether two specs name one model: equal once aliases ("default") are resolved."""
+    return ALIASES.get(spec, spec) == ALIASES.get(other, other)
+
+
 def describe_model(spec: str) -> str:
     """Where a model spec's weights come from, in words, for reports (nothing is loaded)."""
     if embedded := embedded_model(spec):
