@@ -633,14 +633,19 @@ EXAMPLE_NAMES = [
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("own", [True, False], ids=["own samples", "other text"])
 @pytest.mark.parametrize("name", EXAMPLE_NAMES)
-def test_a_stated_ai_author_scores_higher_than_a_human_one(default_model, name):
+def test_a_stated_ai_author_scores_higher_than_a_human_one(default_model, name, own):
     """The check's value and each of its probes rise when the document names an AI author
-    (the author ratio sets its own authors, so it cannot tell; the probes must)."""
+    (the author ratio sets its own authors, so it cannot tell; the probes must). As a
+    prediction's check, the stated author moves the log-odds by more than 3/4 and the human
+    side passes, though every example is about AI: the probes are read against the topic."""
     human = load_conditional(EXAMPLES / f"{name}.yaml")
     values = {}
     for label, conditional in (("human", human), ("ai", human.with_(authors=AI_AUTHOR))):
-        g = CheckInput(default_model, conditional, render(conditional), [sample(NEUTRAL, 0)])
+        g = CheckInput(
+            default_model, conditional, render(conditional), [sample(NEUTRAL, 0)], own_samples=own
+        )
         values[label] = CHECK.run(g)[0]
     assert values["ai"].value > values["human"].value
     per_probe = [
@@ -650,3 +655,7 @@ def test_a_stated_ai_author_scores_higher_than_a_human_one(default_model, name):
         )
     ]
     assert all(a > h for h, a in per_probe), per_probe
+    if own:
+        moved = [values[side].evidence["contributions"]["probe_shift"] for side in ("human", "ai")]
+        assert moved[1] - moved[0] > 0.75, moved
+        assert values["human"].verdict == "pass", values["human"].message

@@ -276,7 +276,7 @@ def checks_fit(
     name: Annotated[str, typer.Argument(help="The check to fit (ai_author).")],
     data: DataOpt,
     output: Annotated[Path, typer.Option("--out", help="Where to write the combiner (JSON).")],
-    limit: LimitOpt = 10,
+    limit: LimitOpt = 30,
     openings: OpeningsOpt = 3,
     samples: SamplesOpt = 3,
     cache: CacheOpt = None,
