@@ -24,7 +24,8 @@ held-apart human-vs-machine text. Each warns and fails where 5% and 1% of its hu
 above. `condpred checks fit ai_author` refits them; `condpred checks validate ai_author` measures
 them (README: "Does ai_author detect AI authors?").
 
-Cost: each signal reads the first `MAX_WORDS` words; about 7 scorings of them per sample.
+Cost: each signal reads the first `MAX_WORDS` words; about 8 scorings of them per sample, and
+the probes' prior once per conditional.
 """
 
 from __future__ import annotations
