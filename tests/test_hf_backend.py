@@ -398,3 +398,30 @@ def test_shared_prefix_and_per_row_caches_are_both_exact(model, shared):
         if len(ids) == len(sample.token_logprobs):  # re-encodes token for token
             expected = reference_logprobs(model, context_ids, ids)
             assert sample.token_logprobs == pytest.approx(expected, abs=1e-4)
+
+
+def test_rows_own_keys_grow_in_place_and_equal_concatenation():
+    """Each row's new keys and values: appended in buffers that grow past their first capacity,
+    with rows leaving the batch on the way, they equal the plain concatenation of every step."""
+    from types import SimpleNamespace
+
+    from condpred.model.shared_prefix import SharedPrefix
+
+    torch.manual_seed(0)
+    layers = [SimpleNamespace(keys=torch.randn(1, 2, 5, 4), values=torch.randn(1, 2, 5, 4))] * 2
+    shared = SharedPrefix(SimpleNamespace(layers=layers), prefix_length=5, rows=3)
+    expected: list[list[torch.Tensor]] = [[], []]
+    for step in range(40):  # past 16 and 32: the buffers are regrown and copied twice
+        new = 3 if step == 0 else 1  # the first call brings several tokens
+        if step == 20:  # row 1 finished: it leaves the batch
+            keep = torch.tensor([0, 2])
+            shared.batch_select_indices(keep)
+            expected = [[t[:, keep] for t in layer] for layer in expected]
+        rows = shared.rows
+        for layer in range(2):
+            keys, values = torch.randn(rows, 2, new, 4), torch.randn(rows, 2, new, 4)
+            expected[layer].append(torch.stack([keys, values]))
+            got_keys, got_values = shared.update(keys, values, layer)
+            want = torch.cat(expected[layer], dim=-2)
+            assert torch.equal(got_keys, want[0]) and torch.equal(got_values, want[1])
+        assert shared.get_seq_length() == 5 + 3 + step

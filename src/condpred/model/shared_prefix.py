@@ -53,6 +53,8 @@ class SharedPrefix:
         self.prefix = [(layer.keys, layer.values) for layer in prefix_cache.layers]
         self.prefix_length = prefix_length
         self.rows = rows
+        # Each row's new keys and values, in buffers with room to grow (doubled when full):
+        # appending a token writes it in place instead of copying the whole cache every step.
         self.own: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.prefix)
         self.own_length = 0  # new tokens per row so far (all rows advance together)
 
@@ -71,13 +73,21 @@ class SharedPrefix:
     # --- what the model calls on its cache ------------------------------------------------------
 
     def update(self, keys: torch.Tensor, values: torch.Tensor, layer_idx: int, *args, **kwargs):
+        """Append this step's keys and values to the layer's rows; the rows' keys and values so
+        far (views of the buffers)."""
+        start, end = self.own_length, self.own_length + keys.shape[-2]
         own = self.own[layer_idx]
-        if own is not None:
-            keys, values = torch.cat([own[0], keys], dim=-2), torch.cat([own[1], values], dim=-2)
-        self.own[layer_idx] = (keys, values)
+        if own is None or own[0].shape[-2] < end:
+            own = tuple(
+                _grown(old, new, start, end)
+                for old, new in zip(own or (None, None), (keys, values), strict=True)
+            )
+            self.own[layer_idx] = own
+        own[0][..., start:end, :] = keys
+        own[1][..., start:end, :] = values
         if layer_idx == len(self.own) - 1:
-            self.own_length = keys.shape[-2]
-        return keys, values
+            self.own_length = end
+        return own[0][..., :end, :], own[1][..., :end, :]
 
     def get_seq_length(self, layer_idx: int = 0) -> int:
         return self.prefix_length + self.own_length
@@ -177,3 +187,13 @@ class SharedPrefix:
         if softcap:
             scores = torch.tanh(scores / softcap).mul_(softcap)
         return scores
+
+
+def _grown(old: torch.Tensor | None, new: torch.Tensor, start: int, end: int) -> torch.Tensor:
+    """A buffer shaped like `new` with room for at least `end` tokens (twice what is needed, at
+    least 16), holding `old`'s first `start` tokens."""
+    shape = (*new.shape[:-2], max(2 * end, 16), new.shape[-1])
+    buffer = new.new_empty(shape)
+    if old is not None:
+        buffer[..., :start, :] = old[..., :start, :]
+    return buffer
