@@ -659,3 +659,20 @@ def test_a_stated_ai_author_scores_higher_than_a_human_one(default_model, name, 
         moved = [values[side].evidence["contributions"]["probe_shift"] for side in ("human", "ai")]
         assert moved[1] - moved[0] > 0.75, moved
         assert values["human"].verdict == "pass", values["human"].message
+
+
+def test_a_user_camera_is_read_from_its_folder(tiny, tmp_path):
+    """The prior and the author ratio render the conditional through the user's camera too."""
+    folder = tmp_path / "cameras"
+    folder.mkdir()
+    (folder / "memo.j2").write_text("MEMO by {{ authors | names | join(', ') }}\n\n{{ prefix }}")
+    page = Conditional(camera="memo", prefix="Notes:", authors=[Author(name="Ann Lee")])
+    g = CheckInput(tiny, page, render(page, folder), [sample(" We agreed.", 0)], folder)
+    (result,) = CHECK.run(g)
+    human = render(page.with_(authors=[HUMAN_AUTHORS[0]]), folder)
+    p = float(np.mean(by_hand(tiny, human, PROBE_SETS["plain"])))  # user cameras: plain probes
+    assert result.evidence["signals"]["probe_prior"] == pytest.approx(
+        math.log(p / (1 - p)), abs=1e-3
+    )
+    ratio = author_ratio(tiny, page, " We agreed.", folder)
+    assert result.evidence["author_ratio"]["llr"] == pytest.approx(ratio["llr"], abs=1e-5)

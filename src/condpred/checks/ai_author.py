@@ -360,13 +360,15 @@ def probe_prior(
     model: PredictiveModel,
     conditional: Conditional,
     probe_sets: Mapping[str, ProbeSet] | None = None,
+    cameras_dir: str | Path | None = None,
 ) -> float:
     """The probes' log-odds of an AI author after the conditional alone, its authors replaced by
     a human one: what the document's kind and topic say before any predicted text. A paper about
     AI draws " an AI" answers whoever wrote it; the check reads the probes against this, so a
     topic is not taken for an author, while an AI author the conditional states still counts."""
     human = conditional.model_copy(update={"authors": [HUMAN_AUTHORS[0]]})
-    return _logit(ai_probability(model, render(human), conditional.camera, probe_sets)[0])
+    document = render(human, cameras_dir)
+    return _logit(ai_probability(model, document, conditional.camera, probe_sets)[0])
 
 
 def signals(
@@ -376,17 +378,19 @@ def signals(
     text: str,
     probe_sets: Mapping[str, ProbeSet] | None = None,
     prior: float | None = None,
+    cameras_dir: str | Path | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Every signal for the first `MAX_WORDS` words of `text` predicted after `context` (the
     rendered `conditional`), and the evidence behind them: the probes after the text against
     their `prior` (`probe_prior`, computed when not given), the author ratio under `conditional`
-    with its authors replaced, the lexical tells in the text, its likelihood and Fast-DetectGPT."""
+    with its authors replaced, the lexical tells in the text, its likelihood and Fast-DetectGPT
+    (`cameras_dir`: where the conditional's camera is, if it is a user's)."""
     text = first_words(text)
     if prior is None:
-        prior = probe_prior(model, conditional, probe_sets)
+        prior = probe_prior(model, conditional, probe_sets, cameras_dir)
     _, evidence = ai_probability(model, context + text, conditional.camera, probe_sets)
     evidence["lexical"] = hits = lexical_hits(text)  # the prediction's, not the conditional's
-    evidence["author_ratio"] = ratio = author_ratio(model, conditional, text)
+    evidence["author_ratio"] = ratio = author_ratio(model, conditional, text, cameras_dir)
     likelihood = likelihood_signals(model, context, text)
     probe_logit = _logit(evidence["p_ai_mean"])
     values = {
@@ -558,7 +562,7 @@ class AIAuthorCheck:
                 field="samples",
                 fix="The ai_author check reads predictions: sample at least one (-n 1 or more)",
             )
-        prior = probe_prior(given.model, given.conditional, self.probe_sets)  # once: shared
+        prior = probe_prior(given.model, given.conditional, self.probe_sets, given.cameras_dir)
         return [self._result(given, sample.index, sample.text, prior) for sample in given.samples]
 
     def score(
@@ -569,11 +573,14 @@ class AIAuthorCheck:
         text: str,
         source: str = TEXT_SOURCES[0],
         prior: float | None = None,
+        cameras_dir: str | Path | None = None,
     ) -> tuple[float, dict[str, Any]]:
         """P(AI author) of `text` predicted after `context` (`source`: whether `model` sampled
         it, one of `TEXT_SOURCES`; `prior`: the conditional's `probe_prior`, if known), and the
         evidence."""
-        values, evidence = signals(model, context, conditional, text, self.probe_sets, prior)
+        values, evidence = signals(
+            model, context, conditional, text, self.probe_sets, prior, cameras_dir
+        )
         combiner = pick_combiner(self.combiners, values, source)
         evidence["signals"] = values
         evidence["combiner"] = f"{combiner.name}, for {source}"
@@ -586,7 +593,7 @@ class AIAuthorCheck:
     def _result(self, given: CheckInput, index: int, text: str, prior: float) -> CheckResult:
         source = TEXT_SOURCES[0] if given.own_samples else TEXT_SOURCES[1]
         value, evidence = self.score(
-            given.model, given.rendered, given.conditional, text, source, prior
+            given.model, given.rendered, given.conditional, text, source, prior, given.cameras_dir
         )
         warn, fail = evidence["thresholds"].values()
         result = verdict(value, warn, fail)
