@@ -15,7 +15,8 @@ same command again (or `condpred resume RUN_ID --db DB`).
 A second tuned arm, `sft`, is one family with the base: the GSM8K fine-tune of gemma-3-270m that
 `bench/gap_embedded.py build` makes, in its chat template. It trained on GSM8K test questions
 0..95, so it runs on a copy of the file without them (the two exemplars kept, every problem keeping
-its "line N" id), and `summary` pairs the arms by problem id:
+its "line N" id; its per-problem seeds follow its own positions, so they differ from the base
+run's), and `summary` pairs the arms by problem id:
 
     python bench/gap_embedded.py build      # once: the fine-tune (~25 min on 2 cores)
     OMP_NUM_THREADS=1 timeout -s INT 4000 python bench/passk_embedded.py run sft DB3

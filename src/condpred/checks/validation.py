@@ -250,7 +250,8 @@ def compute_rows(
 
 class _Priors:
     """Adds `probe_prior` (and `probe_shift`) to cached rows computed before the check read the
-    probes against it; one prior per conditional, the same `signals` computes."""
+    probes against it, as `signals` computes them; one prior per conditional up to its authors
+    (which the prior replaces)."""
 
     def __init__(self, model: PredictiveModel, rows: RowCache) -> None:
         self.model, self.rows, self.known = model, rows, {}
@@ -259,7 +260,7 @@ class _Priors:
         values = row["signals"]
         if "probe_prior" in values:
             return
-        key = conditional.to_yaml()
+        key = conditional.with_(authors=[]).to_yaml()
         if key not in self.known:
             self.known[key] = probe_prior(self.model, conditional)
         values["probe_prior"] = self.known[key]
@@ -393,11 +394,11 @@ def fit_combiners(rows: Sequence[dict[str, Any]]) -> list[Combiner]:
                 fix="Fit with at least one pair a file and one opening (--limit, --openings)",
             )
         human = [r for r in train if r["kind"] == THRESHOLD_ROWS[source] and not r["label"]]
+        weight = _kind_weights(train, kinds)
         for name, features in FEATURE_SETS.items():
             x = np.array([[r["signals"][f] for f in features] for r in train], dtype=float)
             mean, spread = x.mean(0), x.std(0)
             scale = np.where(spread > 0, spread, 1.0)  # a signal constant in the data (lexical)
-            weight = _kind_weights(train, kinds)
             model = LogisticRegression(C=1.0).fit((x - mean) / scale, y, sample_weight=weight)
             combiner = Combiner(
                 name,
@@ -533,9 +534,9 @@ def summarise_validation(
     text = [
         auroc_row(f, *_paired([r for r in rows if r["file"] == f], "text"), seed) for f in files
     ]
-    if len(files) > 1:
-        text.append(auroc_row("(all files pooled)", *_paired(rows, "text"), seed))
     people, machines = _paired(rows, "text")
+    if len(files) > 1:
+        text.append(auroc_row("(all files pooled)", people, machines, seed))
     if text:
         text[-1]["false_positive_rate"] = verdict_rates(people)
         text[-1]["true_positive_rate"] = verdict_rates(machines)
