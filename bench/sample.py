@@ -187,8 +187,7 @@ def main(argv: list[str] | None = None) -> int:
 
         def check() -> None:
             log(f"reference sampler on {check_rows} rows")
-            cache = model._prefix_cache(context_ids[:-1])
-            batch = _SamplingBatch(model, context_ids[-1], cache, list(range(n)), params)
+            batch = _SamplingBatch(model, model._prefix_cache(context_ids), list(range(n)), params)
             again = batch.run()
             result["reproducible"] = [s.text for s in again] == [s.text for s in samples]
             result["reference_check"] = reference_check(

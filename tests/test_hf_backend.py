@@ -425,3 +425,66 @@ def test_rows_own_keys_grow_in_place_and_equal_concatenation():
             want = torch.cat(expected[layer], dim=-2)
             assert torch.equal(got_keys, want[0]) and torch.equal(got_values, want[1])
         assert shared.get_seq_length() == 5 + 3 + step
+
+
+BRANCHING = [
+    " The model predicts",
+    " The model predicts a world",
+    " The model agrees",
+    " The model predicts",  # the same continuation twice
+    " The",
+    " An answer that runs well past the sliding window of eight tokens, and then some more",
+    "",
+]
+
+
+@pytest.mark.parametrize("max_batch_tokens", [8, 4096])
+@pytest.mark.parametrize("shared", [True, False])
+def test_branching_continuations_score_exactly(model, monkeypatch, shared, max_batch_tokens):
+    """Continuations sharing their first tokens share states (rows of branches, narrower than
+    the longest continuation, over several batches): every token's log-probability and greedy
+    flag still equal a plain forward pass of its own sequence."""
+    from condpred.model import hf
+
+    assert model.shared_prefix  # the tiny Gemma-3 passes the tree check HFModel makes
+    monkeypatch.setattr(hf, "TREE_WIDTH", 6)
+    monkeypatch.setattr(model, "shared_prefix", shared)
+    monkeypatch.setattr(model, "max_batch_tokens", max_batch_tokens)
+    scores = model.score(LONG_CONTEXT, BRANCHING)
+    for index, score in enumerate(scores):
+        request = model._request(index, LONG_CONTEXT, BRANCHING[index])
+        ids = torch.tensor([[*request.context_ids, *request.continuation_ids]])
+        with torch.no_grad():
+            logprobs = model.model(input_ids=ids).logits[0].float().log_softmax(-1)
+        start = len(request.context_ids)
+        rows = logprobs[start - 1 : start - 1 + len(request.continuation_ids)]
+        wanted = torch.tensor(request.continuation_ids, dtype=torch.long)
+        expected = rows.gather(-1, wanted[:, None])[:, 0] if len(wanted) else rows[:, 0]
+        assert score.token_logprobs == pytest.approx(expected.tolist(), abs=1e-4)
+        assert score.greedy == bool((rows.argmax(-1) == wanted).all())
+
+
+def test_lay_out_runs_each_shared_prefix_once():
+    """In a tree layout every distinct prefix is one slot whose ancestors spell it, at its own
+    place after the context; a sequence layout gives each continuation a row of its own."""
+    from condpred.model._trie import CONTEXT, lay_out
+
+    continuations = [[1, 2, 3], [1, 2, 4], [1, 2, 3], [5, 6], [7], [], [1, 2, 3, 9, 9]]
+    prefixes = {tuple(c[:k]) for c in continuations for k in range(1, len(c))}
+    tree = lay_out(continuations, width=64, tree=True)
+    assert sum(len(row) for row in tree.rows) == len(prefixes)
+    offsets = tree.offsets(range(len(tree.rows)), 64)
+    for continuation, reads in zip(continuations, tree.reads, strict=True):
+        assert len(reads) == len(continuation) and reads[:1] in ([], [CONTEXT])
+        for k, (row, slot) in enumerate(reads[1:], start=1):
+            spelled, at = [], slot
+            while at >= 0:
+                spelled.insert(0, tree.rows[row][at])
+                at = tree.parents[row][at]
+            assert spelled == continuation[:k] and offsets[row, slot] == k - 1
+            visible = tree.visible([row], 64)[0, slot].nonzero().squeeze(-1).tolist()
+            assert len(visible) == k  # itself and its ancestors, nothing else
+    narrow = lay_out(continuations, width=3, tree=True)
+    assert all(len(row) <= 4 for row in narrow.rows)  # width 3, or one path of 4 alone
+    sequences = lay_out(continuations, width=64, tree=False)
+    assert sorted(sequences.rows) == sorted(c[:-1] for c in continuations if len(c) > 1)

@@ -18,7 +18,7 @@ BLOCK_ELEMENTS = 4 * 1024 * 1024
 #: The narrowest vocabulary slice: narrower products run far below the machine's peak.
 MIN_SLICE = 1024
 #: Positions per product; more amortises reading the weights, fewer keeps slices wide.
-MAX_POSITIONS = 512
+MAX_POSITIONS = 2048
 
 
 def decoder_of(model: torch.nn.Module) -> torch.nn.Module:
@@ -55,24 +55,33 @@ class OutputHead:
 
     @torch.no_grad()
     def token_logprobs(
-        self, hidden: torch.Tensor, targets: torch.Tensor
+        self, hidden: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """For hidden states [n, d] and target ids [n]: log P(target) as float32 [n], and whether
-        the target has the highest logit [n] (the greedy choice; an exact tie counts as greedy)."""
+        """For hidden states [n, d] and target ids [p], each read at hidden state `rows` [p]
+        (ascending; by default target i at state i): log P(target) as float32 [p], and whether
+        the target has the highest logit [p] (the greedy choice; an exact tie counts as greedy).
+        A state with several targets (continuations that branch there) is projected once."""
+        n = hidden.shape[0]
+        if rows is None:
+            rows = torch.arange(n, device=hidden.device)
+        if n == 0:
+            return torch.empty(0, device=hidden.device), torch.empty(0, dtype=torch.bool)
+        size = -(-n // -(-n // MAX_POSITIONS))  # blocks of equal size, none over MAX_POSITIONS
+        starts = list(range(0, n, size))
+        bounds = torch.searchsorted(rows, torch.tensor([*starts, n], device=rows.device)).tolist()
         parts = [
-            self._block(hidden[i : i + MAX_POSITIONS], targets[i : i + MAX_POSITIONS])
-            for i in range(0, hidden.shape[0], MAX_POSITIONS)
+            self._block(hidden[i : i + size], targets[a:b], rows[a:b] - i)
+            for i, a, b in zip(starts, bounds[:-1], bounds[1:], strict=True)
         ]
         return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
 
-    def _block(self, hidden: torch.Tensor, targets: torch.Tensor):
+    def _block(self, hidden: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor):
         n, vocab = hidden.shape[0], self.weight.shape[0]
         width = max(MIN_SLICE, BLOCK_ELEMENTS // max(n, 1))
         buffer = torch.empty(n, min(width, vocab), dtype=hidden.dtype, device=hidden.device)
         running_max = torch.full((n,), -torch.inf, device=hidden.device)
         running_sum = torch.zeros(n, device=hidden.device)
-        chosen = torch.empty(n, device=hidden.device)
-        rows = torch.arange(n, device=hidden.device)
+        chosen = torch.empty(targets.shape[0], device=hidden.device)
         for start in range(0, vocab, width):
             logits = self._slice_logits(hidden, start, min(start + width, vocab), buffer)
             inside = (targets >= start) & (targets < start + logits.shape[1])
@@ -81,7 +90,8 @@ class OutputHead:
             rescaled = running_sum * torch.exp(running_max - new_max)
             running_sum = rescaled + logits.sub_(new_max.unsqueeze(-1)).exp_().sum(-1)
             running_max = new_max
-        return chosen - (running_max + running_sum.log()), chosen >= running_max
+        log_norm = running_max + running_sum.log()
+        return chosen - log_norm[rows], chosen >= running_max[rows]
 
     @torch.no_grad()
     def logits_into(self, hidden: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

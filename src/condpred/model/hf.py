@@ -24,6 +24,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenize
 
 from condpred.errors import InputError
 from condpred.model._threads import ThreadPolicy
+from condpred.model._trie import CONTEXT, Blocks, Layout, lay_out
 from condpred.model.base import (
     BatchedScoring,
     Sample,
@@ -38,6 +39,10 @@ from condpred.model.head import OutputHead, decoder_of
 from condpred.model.shared_prefix import SharedPrefix
 from condpred.progress import progress_bar
 
+#: Slots in a row of branches (`lay_out`): room for several short continuations side by side;
+#: the tree mask's attention within a row grows with its square.
+TREE_WIDTH = 64
+
 
 @dataclass(frozen=True)
 class _Request:
@@ -51,10 +56,12 @@ class _Request:
 
 @dataclass(frozen=True)
 class _Prefix:
-    """A context's KV cache, and how many tokens it holds (a sliding-window layer keeps fewer)."""
+    """A context's KV cache, how many tokens it holds (a sliding-window layer keeps fewer), and
+    its next-token logits (float32, [vocab]): the one state every continuation starts from."""
 
     cache: object
     length: int
+    logits: torch.Tensor
 
 
 def pick_device(device: str | None) -> torch.device:
@@ -78,7 +85,7 @@ class HFModel(BatchedScoring):
         tokenizer: PreTrainedTokenizerBase,
         spec: str,
         *,
-        max_batch_tokens: int = 1024,
+        max_batch_tokens: int = 2048,
         max_batch_samples: int = 64,
     ) -> None:
         self.model = model.eval()
@@ -196,12 +203,12 @@ class HFModel(BatchedScoring):
     # --- the KV cache of a shared context -----------------------------------------------------
 
     @torch.no_grad()
-    def _prefix_cache(self, prefix: Sequence[int]) -> _Prefix | None:
-        """Run the prefix once; its cache serves every row that continues it."""
-        if not prefix:
-            return None
-        ids = torch.tensor([list(prefix)], device=self.device)
-        return _Prefix(self.forward(self.model, ids, None, logits_to_keep=1)[1], len(prefix))
+    def _prefix_cache(self, context_ids: Sequence[int]) -> _Prefix:
+        """Run the context once: its cache serves every row that continues it, and its last
+        logits give every row's first token."""
+        ids = torch.tensor([list(context_ids)], device=self.device)
+        out, cache = self.forward(self.model, ids, None, logits_to_keep=1)
+        return _Prefix(cache, len(context_ids), out.logits[0, -1].float())
 
     def forward(self, module: torch.nn.Module, input_ids: torch.Tensor, cache, **kwargs):
         """One forward pass of `module` (the model, or its decoder) continuing `cache`;
@@ -217,16 +224,15 @@ class HFModel(BatchedScoring):
         out = module(input_ids=input_ids, use_cache=True, **{self.cache_name: cache}, **kwargs)
         return out, getattr(out, self.cache_name)
 
-    def _expand(self, prefix: _Prefix | None, batch_size: int):
+    def _expand(self, prefix: _Prefix, batch_size: int, blocks: Blocks | None = None):
         """The cache of `batch_size` rows continuing `prefix`. Where the model allows it, the prefix
-        stays one row that every row's attention reads (`SharedPrefix`); else the rows get a
-        batched cache whose prefix part is broadcast views of the one row, and the first forward
-        pass copies it once per row as it appends the new keys."""
-        if prefix is None:
-            return None
+        stays one row that every row's attention reads (`SharedPrefix`, with rows of branches as
+        one sequence if `blocks` are given); else the rows get a batched cache whose prefix part
+        is broadcast views of the one row, and the first forward pass copies it once per row as
+        it appends the new keys."""
         cache = prefix.cache
         if self.shared_prefix and SharedPrefix.supports(cache):
-            return SharedPrefix(cache, prefix.length, batch_size)
+            return SharedPrefix(cache, prefix.length, batch_size, blocks)
         layers = getattr(cache, "layers", None)
         if layers is None or not all(hasattr(layer, "keys") for layer in layers):
             expanded = copy.deepcopy(cache)  # a cache of another layout: copy it row by row
@@ -244,34 +250,43 @@ class HFModel(BatchedScoring):
 
     @torch.no_grad()
     def _shared_prefix_works(self) -> bool:
-        """Whether `SharedPrefix` gives this model's own hidden states (checked once, on a short
-        input; transformers versions and architectures differ in how they call attention)."""
+        """Whether `SharedPrefix` gives this model's own hidden states (checked once, on short
+        inputs; transformers versions and architectures differ in how they call attention): for
+        branches side by side in one row, and for rows growing over two calls."""
         vocab = self.model.config.vocab_size
-        prefix, rows = [5, 9, 2, 7, 3, 8, 4], [[6, 1, 10], [11, 12, 13]]
+        prefix = [i % vocab for i in (5, 9, 2, 7, 3, 8, 4)]
+        branches = [[i % vocab for i in b] for b in ([6, 1, 10], [6, 1, 12], [11, 12, 13])]
+
+        def plain(branch: list[int]) -> torch.Tensor:
+            ids = torch.tensor([prefix + branch], device=self.device)
+            return self.decoder(input_ids=ids).last_hidden_state[0, -len(branch) :].float()
+
         try:
-            expected = [
-                self.decoder(input_ids=torch.tensor([prefix + row], device=self.device) % vocab)
-                .last_hidden_state[0, -len(row) :]
-                .float()
-                for row in rows
-            ]
+            expected = [plain(b) for b in branches]
             self.shared_prefix = True
-            cache = self._expand(self._prefix_cache([i % vocab for i in prefix]), len(rows))
+            context = self._prefix_cache(prefix)
+            layout = lay_out([[*b, 0] for b in branches], width=4, tree=True)  # two rows
+            blocks = layout.blocks([0, 1], self.device)
+            cache = self._expand(context, 1, blocks)
             if not isinstance(cache, SharedPrefix):
                 return False
-            ids = torch.tensor(rows, device=self.device) % vocab
-            hidden = self.forward(self.decoder, ids[:, :2], cache)[0].last_hidden_state
-            hidden = torch.cat(
-                [hidden, self.forward(self.decoder, ids[:, 2:], cache)[0].last_hidden_state], 1
-            ).float()
+            ids = torch.tensor([layout.rows[0] + layout.rows[1]], device=self.device)
+            tree = self.forward(self.decoder, ids, cache)[0].last_hidden_state[0].float()
+            got = [tree[[blocks.starts[r] + s for r, s in reads[1:]]] for reads in layout.reads]
+            ids = torch.tensor([branches[0], branches[2]], device=self.device)
+            cache = self._expand(context, 2)
+            first = self.forward(self.decoder, ids[:, :2], cache)[0].last_hidden_state
+            then = self.forward(self.decoder, ids[:, 2:], cache)[0].last_hidden_state
+            steps = torch.cat([first, then], 1).float()
         except Exception:  # any failure means: use the ordinary path
             return False
         finally:
             self.shared_prefix = False
         tolerance = 1e-4 if self.model.dtype == torch.float32 else 3e-2
+        pairs = [*zip(got, expected, strict=True), (steps[0], expected[0]), (steps[1], expected[2])]
         return all(
             torch.allclose(h, e, rtol=tolerance, atol=tolerance * float(e.abs().max()))
-            for h, e in zip(hidden, expected, strict=True)
+            for h, e in pairs
         )
 
     # --- score --------------------------------------------------------------------------------
@@ -291,72 +306,95 @@ class HFModel(BatchedScoring):
         return [scores[i] for i in range(len(requests))]
 
     def _score_group(self, context_ids: tuple[int, ...], group: list[_Request], advance):
-        """Score continuations of one context: the cache covers all but its last token, and each
-        row feeds [last context token, *continuation], so logits at row positions 0..m-1 score
-        the m continuation tokens."""
-        cache = self._prefix_cache(context_ids[:-1])
-        ordered = sorted(group, key=lambda r: len(r.continuation_ids), reverse=True)
-        for batch in self._token_batches(ordered):
-            yield from self._score_batch(context_ids[-1], cache, batch)
-            advance(len(batch))
+        """Score continuations of one context. The context runs once, and its last logits score
+        every continuation's first token; the states after the continuations' distinct prefixes
+        (`lay_out`: branches side by side where `SharedPrefix` applies) run in batches of rows
+        under its cache, and each such state's output head is evaluated once."""
+        context = self._prefix_cache(context_ids)
+        first = context.logits.log_softmax(-1)
+        top = float(first.max())
+        firsts = {
+            (*CONTEXT, token): (float(first[token]), float(first[token]) >= top)
+            for token in {r.continuation_ids[0] for r in group if r.continuation_ids}
+        }
+        layout = lay_out([r.continuation_ids for r in group], TREE_WIDTH, self.shared_prefix)
+        by_row: dict[int, list[int]] = {}  # a continuation's states all lie in one row
+        for i, reads in enumerate(layout.reads):
+            by_row.setdefault(reads[-1][0] if reads else CONTEXT[0], []).append(i)
+        for rows in [[CONTEXT[0]], *self._row_batches(layout)]:  # the context's row first
+            members = [i for r in rows for i in by_row.get(r, [])]
+            read = (
+                firsts
+                if rows == [CONTEXT[0]]
+                else {**firsts, **self._read_rows(context, layout, rows, members, group)}
+            )
+            for i in members:
+                yield group[i].index, self._score(group[i], layout.reads[i], read)
+            advance(len(members))
 
-    def _token_batches(self, ordered: list[_Request]):
-        """Batches of requests sorted longest first, each under the scored-position budget."""
-        batch: list[_Request] = []
-        for request in ordered:
-            longest = len(batch[0].continuation_ids) if batch else len(request.continuation_ids)
-            if batch and (len(batch) + 1) * max(longest, 1) > self.max_batch_tokens:
-                yield batch
-                batch = []
-            batch.append(request)
-        if batch:
-            yield batch
+    def _row_batches(self, layout: Layout) -> list[list[int]]:
+        """The layout's rows, longest first, in batches of equal row count, none over
+        `max_batch_tokens` tokens (padding included)."""
+        order = sorted(range(len(layout.rows)), key=lambda r: -len(layout.rows[r]))
+        if not order:
+            return []
+        per_batch = max(1, self.max_batch_tokens // len(layout.rows[order[0]]))
+        size = -(-len(order) // -(-len(order) // per_batch))
+        return [order[i : i + size] for i in range(0, len(order), size)]
 
     @torch.no_grad()
-    def _score_batch(self, last_context_id: int, cache, batch: list[_Request]):
-        width = max(len(r.continuation_ids) for r in batch)
-        if width == 0:
-            yield from ((r.index, Score(r.continuation, 0.0, [], [], True)) for r in batch)
-            return
-        rows = [
-            [last_context_id, *r.continuation_ids]
-            + [self.pad_id] * (width - len(r.continuation_ids))
-            for r in batch
-        ]
-        inputs = torch.tensor(rows, device=self.device)
-        lengths = torch.tensor([len(r.continuation_ids) for r in batch], device=self.device)
-        scored = torch.arange(width, device=self.device) < lengths.unsqueeze(-1)  # not padding
-        # Right padding needs no attention mask: causal attention never lets a real token see a
-        # pad that comes after it.
-        chosen, greedy = self._token_logprobs(
-            inputs[:, :-1], self._expand(cache, len(batch)), inputs[:, 1:], scored
-        )
-        offsets = [0, *lengths.cumsum(0).tolist()]
-        chosen_list = chosen.tolist()
-        for row, request in enumerate(batch):
-            token_logprobs = chosen_list[offsets[row] : offsets[row + 1]]
-            yield (
-                request.index,
-                Score(
-                    continuation=request.continuation,
-                    logprob=float(sum(token_logprobs)),
-                    token_logprobs=token_logprobs,
-                    tokens=self._token_texts(request.continuation_ids),
-                    greedy=bool(greedy[offsets[row] : offsets[row + 1]].all()),
-                ),
+    def _read_rows(self, context: _Prefix, layout: Layout, rows, members, group):
+        """One forward pass of these layout rows; log P and greedy flag of every (row, slot,
+        target) the member continuations read, the output head run once per state."""
+        if self.shared_prefix:  # the rows one after another: one sequence, no padding
+            blocks = layout.blocks(rows, self.device)
+            ids = torch.tensor([[t for r in rows for t in layout.rows[r]]], device=self.device)
+            starts = blocks.starts
+        else:  # a row each, right-padded (causal attention never lets a token see a later pad)
+            blocks, width = None, max(len(layout.rows[r]) for r in rows)
+            ids = torch.full((len(rows), width), self.pad_id, device=self.device)
+            for b, r in enumerate(rows):
+                ids[b, : len(layout.rows[r])] = torch.tensor(layout.rows[r])
+            starts = [b * width for b in range(len(rows))]
+        cache = self._expand(context, ids.shape[0], blocks)
+        start = {r: starts[b] for b, r in enumerate(rows)}
+        keys = {  # (row, slot, target) -> (state in the batch, target)
+            (row, slot, target): (start[row] + slot, target)
+            for i in members
+            for (row, slot), target in zip(
+                layout.reads[i][1:], group[i].continuation_ids[1:], strict=True
             )
-
-    def _token_logprobs(self, inputs, cache, targets, scored):
-        """Log-probabilities and greedy flags of `targets[scored]` (flattened, row by row) after
-        `inputs`. The output head runs only at scored positions, never at padding."""
+        }
+        wanted = sorted(set(keys.values()))
+        states = sorted({state for state, _ in wanted})
+        at = {state: k for k, state in enumerate(states)}
+        index = torch.tensor(states, device=self.device)
+        state_of = torch.tensor([at[state] for state, _ in wanted], device=self.device)
+        targets = torch.tensor([target for _, target in wanted], device=self.device)
         if self.head is None:  # logits transformed after the projection: use the model's own
-            logits = self.forward(self.model, inputs, cache)[0].logits[scored]
-            logprobs = logits.float().log_softmax(-1)
-            wanted = targets[scored]
-            chosen = logprobs.gather(-1, wanted.unsqueeze(-1)).squeeze(-1)
-            return chosen, logprobs.amax(-1) <= chosen
-        hidden = self.forward(self.decoder, inputs, cache)[0].last_hidden_state
-        return self.head.token_logprobs(hidden[scored], targets[scored])
+            logits = self.forward(self.model, ids, cache)[0].logits.flatten(0, 1)[index]
+            logprobs = logits.float().log_softmax(-1)[state_of]
+            chosen = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+            greedy = logprobs.amax(-1) <= chosen
+        else:
+            hidden = self.forward(self.decoder, ids, cache)[0].last_hidden_state.flatten(0, 1)
+            chosen, greedy = self.head.token_logprobs(hidden[index], targets, state_of)
+        found = dict(zip(wanted, zip(chosen.tolist(), greedy.tolist(), strict=True), strict=True))
+        return {key: found[pair] for key, pair in keys.items()}
+
+    def _score(self, request: _Request, reads: list[tuple[int, int]], read: dict) -> Score:
+        """A continuation's score from its tokens' log-probabilities and greedy flags (`read`,
+        keyed by the row and slot of the state before each token, and the token)."""
+        ids = request.continuation_ids
+        found = [read[(*where, token)] for where, token in zip(reads, ids, strict=True)]
+        token_logprobs = [logprob for logprob, _ in found]
+        return Score(
+            continuation=request.continuation,
+            logprob=float(sum(token_logprobs)),
+            token_logprobs=token_logprobs,
+            tokens=self._token_texts(ids),
+            greedy=all(flag for _, flag in found),
+        )
 
     # --- next_token ---------------------------------------------------------------------------
 
@@ -414,10 +452,10 @@ class HFModel(BatchedScoring):
         indices = list(range(start, start + n))
         samples: list[Sample] = []
         with progress_bar(n, "sampling") as advance, self.threads.sampling():
-            cache = self._prefix_cache(context_ids[:-1])
+            context = self._prefix_cache(context_ids)
             for offset in range(0, n, self.max_batch_samples):
                 batch = indices[offset : offset + self.max_batch_samples]
-                samples += _SamplingBatch(self, context_ids[-1], cache, batch, params).run()
+                samples += _SamplingBatch(self, context, batch, params).run()
                 advance(len(batch))
         return samples
 
@@ -515,11 +553,12 @@ class _SamplingBatch:
     finished rows leave the batch (and its cache) so they cost nothing more."""
 
     def __init__(
-        self, owner: HFModel, last_id: int, cache, indices: list[int], params: SamplingParams
+        self, owner: HFModel, context: _Prefix, indices: list[int], params: SamplingParams
     ):
         self.owner = owner
         self.params = params
-        self.cache = owner._expand(cache, len(indices))
+        self.context = context
+        self.cache = owner._expand(context, len(indices))
         self.active = list(range(len(indices)))  # rows still generating, in cache order
         self.indices = indices
         self.generators = [
@@ -529,7 +568,7 @@ class _SamplingBatch:
         self.logprobs: list[list[float]] = [[] for _ in indices]
         self.finish: list[str] = ["length"] * len(indices)
         self.texts: list[str] = [""] * len(indices)
-        self.next_input = torch.full((len(indices), 1), last_id, device=owner.device)
+        self.next_input: torch.Tensor | None = None  # the first tokens come from the context
         self.scratch = _DrawScratch(len(indices), owner)
 
     @torch.no_grad()
@@ -542,9 +581,12 @@ class _SamplingBatch:
         return [self._sample(row) for row in range(len(self.indices))]
 
     def _next_logits(self) -> torch.Tensor:
-        """The active rows' next-token logits (float32): through the sliced output head into a
-        reused buffer where the model's logits are its head's, else the model's own."""
+        """The active rows' next-token logits (float32): the context's for the first token, then
+        through the sliced output head into a reused buffer where the model's logits are its
+        head's, else the model's own."""
         owner = self.owner
+        if self.next_input is None:  # every row's first token: the context's own logits
+            return self.context.logits.expand(len(self.active), -1)
         if not self.scratch.sliced:
             out, self.cache = owner.forward(owner.model, self.next_input, self.cache)
             return out.logits[:, -1].float()

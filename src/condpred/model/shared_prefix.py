@@ -24,6 +24,8 @@ import contextvars
 
 import torch
 
+from condpred.model._trie import Blocks
+
 try:  # transformers' attention registry (all 5.x versions have it; without it, no shared path)
     from transformers import AttentionInterface
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -49,10 +51,17 @@ class SharedPrefix:
     """The cache of a batch of rows continuing one prefix: the prefix's keys and values once (one
     row, as the prefix's own cache holds them), and each row's new keys and values."""
 
-    def __init__(self, prefix_cache, prefix_length: int, rows: int) -> None:
+    def __init__(
+        self, prefix_cache, prefix_length: int, rows: int, blocks: Blocks | None = None
+    ) -> None:
+        """`blocks`: the first call's one row is several rows of branches run as one sequence
+        (`_trie.Blocks`), each token at its own place, seeing its ancestors. Without it each row
+        is one sequence."""
         self.prefix = [(layer.keys, layer.values) for layer in prefix_cache.layers]
         self.prefix_length = prefix_length
         self.rows = rows
+        self.blocks = blocks
+        self.deepest = 0 if blocks is None else int(blocks.offsets.max())
         # Each row's new keys and values, in buffers with room to grow (doubled when full):
         # appending a token writes it in place instead of copying the whole cache every step.
         self.own: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.prefix)
@@ -103,6 +112,8 @@ class SharedPrefix:
         """Positions of the new tokens, and no mask for transformers to build (`attend` masks)."""
         start = self.prefix_length + self.own_length
         positions = torch.arange(start, start + new_tokens, device=device).unsqueeze(0)
+        if self.blocks is not None and self.own_length == 0:
+            positions = self.prefix_length + self.blocks.positions
         layer_types = getattr(config, "layer_types", None) or ["full_attention"]
         return {"position_ids": positions, "attention_mask": dict.fromkeys(set(layer_types))}
 
@@ -121,9 +132,33 @@ class SharedPrefix:
     # --- the attention ------------------------------------------------------------------------
 
     def attend(self, layer_idx: int, query, own_keys, own_values, kwargs: dict):
-        """softmax([q K_prefix^T, q K_own^T] * scale) [V_prefix; V_own], causal and within the
-        sliding window by absolute position. query: [rows, heads, q, d]; own keys and values:
-        [rows, kv_heads, n, d] (the row's new tokens, this step's last)."""
+        """softmax([q K_prefix^T, q K_own^T] * scale) [V_prefix; V_own], causal (or among a
+        tree's ancestors) and within the sliding window by absolute position. query: [rows,
+        heads, q, d]; own keys and values: [rows, kv_heads, n, d] (the row's new tokens, this
+        step's last); returns [rows, q, heads, d]."""
+        n, q = own_keys.shape[2], query.shape[2]
+        blocks = self.blocks if self.blocks is not None and n == q else None
+        if blocks is None:  # rows of one sequence each: the queries are the last q tokens
+            own_pos = (self.prefix_length + torch.arange(n, device=query.device)).unsqueeze(0)
+            return self._attend_rows(
+                layer_idx, query, own_keys, own_values, kwargs, own_pos, n - 1, None
+            )
+        rows, width = blocks.offsets.shape
+        as_rows = [  # [1, heads, tokens, d] -> [rows, heads, width, d]
+            t[0][:, blocks.gather].view(t.shape[1], rows, width, t.shape[3]).transpose(0, 1)
+            for t in (query, own_keys, own_values)
+        ]
+        own_pos = self.prefix_length + blocks.offsets
+        out, _ = self._attend_rows(
+            layer_idx, *as_rows, kwargs, own_pos, self.deepest, blocks.visible
+        )
+        return out.flatten(0, 1)[blocks.scatter].unsqueeze(0), None
+
+    def _attend_rows(
+        self, layer_idx, query, own_keys, own_values, kwargs, own_pos, last, visible_own
+    ):
+        """`attend` on rows whose queries are their last q own tokens, or all of them at places
+        `own_pos` [rows, n] seeing `visible_own` [rows, n, n]; `last` is the furthest place."""
         prefix_keys, prefix_values = self.prefix[layer_idx]
         rows, heads, q, d = query.shape
         kv_heads, n, p = own_keys.shape[1], own_keys.shape[2], prefix_keys.shape[2]
@@ -132,36 +167,36 @@ class SharedPrefix:
         window, softcap = kwargs.get("sliding_window"), kwargs.get("softcap")
         dtype = torch.float32  # scores, softmax and sums in float32 whatever the model's dtype
         device = query.device
-
-        # absolute positions: prefix keys end where the prefix does (a sliding layer keeps only
-        # its last keys), a row's own keys follow it, and the queries are the last q of those.
-        # Masks are built only where some key is out of reach (the last query sees all keys).
-        start = self.prefix_length + n - q
-        query_pos = start + torch.arange(q, device=device)
+        # Prefix keys end where the prefix does (a sliding layer keeps only its last keys).
+        # Masks are built only where some key is out of reach (in a sequence, the last query
+        # sees all keys).
+        query_pos = own_pos[:, n - q :]
 
         # against the prefix: one product for every row, head and new token
         grouped = query.reshape(rows, kv_heads, group * q, d).transpose(0, 1)
         grouped = grouped.reshape(kv_heads, rows * group * q, d).to(dtype)
         prefix_scores = torch.matmul(grouped, prefix_keys[0].to(dtype).transpose(-1, -2))
         prefix_scores = self._scaled(prefix_scores, scale, softcap)
-        if window and n - 1 + p >= window:  # the last query against the first prefix key
+        if window and last + p >= window:  # the last query against the first prefix key
             prefix_pos = self.prefix_length - p + torch.arange(p, device=device)
-            visible = (query_pos[:, None] - prefix_pos[None, :]) < window  # [q, p]
+            visible = (query_pos[..., None] - prefix_pos) < window  # [rows or 1, q, p]
             prefix_scores = prefix_scores.view(kv_heads, rows, group, q, p)
-            prefix_scores = prefix_scores.masked_fill(~visible, float("-inf"))
+            prefix_scores = prefix_scores.masked_fill(~visible[None, :, None], float("-inf"))
             prefix_scores = prefix_scores.view(kv_heads, rows * group * q, p)
 
-        # against the row's own new tokens: causal (and the window)
+        # against the row's own new tokens: causal, or a tree's ancestors (and the window)
         own_queries = query.reshape(rows, kv_heads, group * q, d).to(dtype)
         own_scores = torch.matmul(own_queries, own_keys.to(dtype).transpose(-1, -2))
         own_scores = self._scaled(own_scores, scale, softcap)
-        if q > 1 or (window and n - 1 >= window):  # causal, or the last query's window
-            own_pos = self.prefix_length + torch.arange(n, device=device)
-            visible = own_pos[None, :] <= query_pos[:, None]
+        if visible_own is not None or q > 1 or (window and n - 1 >= window):
+            if visible_own is None:
+                visible = own_pos[:, None, :] <= query_pos[:, :, None]  # [1, q, n]
+            else:
+                visible = visible_own  # [rows, q, n]
             if window:
-                visible &= (query_pos[:, None] - own_pos[None, :]) < window
+                visible = visible & ((query_pos[:, :, None] - own_pos[:, None, :]) < window)
             own_scores = own_scores.view(rows, kv_heads, group, q, n)
-            own_scores = own_scores.masked_fill(~visible, float("-inf"))
+            own_scores = own_scores.masked_fill(~visible[:, None, None], float("-inf"))
             own_scores = own_scores.view(rows, kv_heads, group * q, n)
 
         # one softmax over both parts
