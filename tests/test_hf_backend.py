@@ -488,3 +488,38 @@ def test_lay_out_runs_each_shared_prefix_once():
     assert all(len(row) <= 4 for row in narrow.rows)  # width 3, or one path of 4 alone
     sequences = lay_out(continuations, width=64, tree=False)
     assert sorted(sequences.rows) == sorted(c[:-1] for c in continuations if len(c) > 1)
+
+
+@pytest.mark.parametrize("rows", [1, 7, 64, 300])
+@pytest.mark.parametrize("bias", [False, True])
+def test_packed_weights_give_the_plain_product(rows, bias):
+    """MKL's packed product equals F.linear within float32 rounding at any row count, and a
+    weight changed in place is packed again."""
+    from condpred.model._packed import PackedWeight, can_pack
+
+    generator = torch.Generator().manual_seed(rows)
+    weight = torch.randn(300, 96, generator=generator)
+    shift = torch.randn(300, generator=generator) if bias else None
+    if not can_pack([weight]):
+        pytest.skip("this torch has no MKL packed product")
+    packed, x = PackedWeight(weight, shift), torch.randn(rows, 96, generator=generator)
+    with torch.no_grad():
+        for _ in range(2):
+            expected = torch.nn.functional.linear(x, weight, shift)
+            assert torch.allclose(packed.product(x), expected, rtol=1e-5, atol=1e-4)
+            weight.mul_(-0.5)  # the optimiser's kind of change: the next product sees it
+
+
+def test_packed_layers_and_head_serve_the_model_and_leave_gradients_alone(model):
+    """The tiny model runs packed (CPU, float32); with gradients on, its layers take the plain
+    product, so a soft prompt still trains."""
+    assert model.packed and model.head.packed is not None
+    layer = model.decoder.layers[0].mlp.down_proj
+    x = torch.randn(5, layer.in_features, requires_grad=True)
+    layer(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with torch.no_grad():
+        hidden = torch.randn(4, model.head.weight.shape[1])
+        out = torch.empty(4, model.head.weight.shape[0])
+        expected = torch.nn.functional.linear(hidden, model.head.weight, model.head.bias)
+        assert torch.allclose(model.head.logits_into(hidden, out), expected, atol=1e-4)

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import torch
 
+from condpred.model._packed import PackedWeight
+
 #: Logit elements (positions-by-vocabulary slice) per product: ~16 MB in float32, fits in L3.
 BLOCK_ELEMENTS = 4 * 1024 * 1024
 #: The narrowest vocabulary slice: narrower products run far below the machine's peak.
 MIN_SLICE = 1024
 #: Positions per product; more amortises reading the weights, fewer keeps slices wide.
 MAX_POSITIONS = 2048
+#: Vocabulary ids per slice of a packed head (`OutputHead.pack`), the widest of those measured.
+PACKED_SLICE = 16384
 
 
 def decoder_of(model: torch.nn.Module) -> torch.nn.Module:
@@ -33,6 +37,19 @@ class OutputHead:
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
         self.weight = weight
         self.bias = bias
+        self.packed: list[PackedWeight] | None = None
+
+    def pack(self) -> None:
+        """Sampling's products through MKL's packed weights (`_packed`), slice by slice: 64
+        rows by gemma-3's 262k ids ran 15% faster so. Scoring's wide blocks gain nothing."""
+        vocab = self.weight.shape[0]
+        self.packed = [
+            PackedWeight(
+                self.weight[start : start + PACKED_SLICE],
+                None if self.bias is None else self.bias[start : start + PACKED_SLICE],
+            )
+            for start in range(0, vocab, PACKED_SLICE)
+        ]
 
     @classmethod
     def of(cls, model: torch.nn.Module) -> OutputHead | None:
@@ -99,6 +116,10 @@ class OutputHead:
         (reused by the caller): the same values as one product (checked bit for bit in the
         tests), a quarter faster on CPU, and no new n x vocab matrix per sampled token."""
         vocab = self.weight.shape[0]
+        if self.packed is not None and self.packed[0].applies(hidden):
+            for start, part in zip(range(0, vocab, PACKED_SLICE), self.packed, strict=True):
+                out[:, start : start + PACKED_SLICE].copy_(part.product(hidden))
+            return out
         width = max(MIN_SLICE, BLOCK_ELEMENTS // max(hidden.shape[0], 1))
         for start in range(0, vocab, width):
             self._slice_logits(hidden, start, min(start + width, vocab), out[:, start:])

@@ -23,6 +23,7 @@ import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from condpred.errors import InputError
+from condpred.model._packed import can_pack, linears, pack_linears
 from condpred.model._threads import ThreadPolicy
 from condpred.model._trie import CONTEXT, Blocks, Layout, lay_out
 from condpred.model.base import (
@@ -100,9 +101,23 @@ class HFModel(BatchedScoring):
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.head = OutputHead.of(self.model)
         self.decoder = decoder_of(self.model)
+        self.packed = self._pack()
         self.cache_name = _cache_name(self.model)
         self.shared_prefix = False
         self.shared_prefix = self._shared_prefix_works()
+
+    def _pack(self) -> bool:
+        """On CPU in float32, the linear layers and the sliced head through MKL's packed
+        weights (`_packed`), where the memory for the copies is free."""
+        head = self.model.get_output_embeddings() if self.head is not None else None
+        layers = linears(self.model, leave_out=head)
+        weights = [layer.weight for layer in layers] + ([head.weight] if head else [])
+        if not can_pack(weights):
+            return False
+        pack_linears(layers)
+        if self.head is not None:
+            self.head.pack()
+        return True
 
     @classmethod
     def from_pretrained(
