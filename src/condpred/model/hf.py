@@ -387,7 +387,9 @@ class HFModel(BatchedScoring):
         state_of = torch.tensor([at[state] for state, _ in wanted], device=self.device)
         targets = torch.tensor([target for _, target in wanted], device=self.device)
         if self.head is None:  # logits transformed after the projection: use the model's own
-            logits = self.forward(self.model, ids, cache)[0].logits.flatten(0, 1)[index]
+            keep = {} if blocks is None else {"logits_to_keep": index}  # one sequence: its states
+            logits = self.forward(self.model, ids, cache, **keep)[0].logits.flatten(0, 1)
+            logits = logits if blocks is not None else logits[index]
             logprobs = logits.float().log_softmax(-1)[state_of]
             chosen = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
             greedy = logprobs.amax(-1) <= chosen
