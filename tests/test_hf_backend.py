@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import Counter
 
@@ -502,18 +503,25 @@ def test_packed_weights_give_the_plain_product(rows, bias):
     shift = torch.randn(300, generator=generator) if bias else None
     if not can_pack([weight]):
         pytest.skip("this torch has no MKL packed product")
-    packed, x = PackedWeight(weight, shift), torch.randn(rows, 96, generator=generator)
+    packed, x = PackedWeight(weight), torch.randn(rows, 96, generator=generator)
     with torch.no_grad():
         for _ in range(2):
             expected = torch.nn.functional.linear(x, weight, shift)
-            assert torch.allclose(packed.product(x), expected, rtol=1e-5, atol=1e-4)
+            assert torch.allclose(packed.product(x, bias=shift), expected, rtol=1e-5, atol=1e-4)
             weight.mul_(-0.5)  # the optimiser's kind of change: the next product sees it
+        other = torch.randn(300, 96, generator=generator)  # a replaced weight: packed anew
+        expected = torch.nn.functional.linear(x, other, shift)
+        assert torch.allclose(packed.product(x, other, shift), expected, rtol=1e-5, atol=1e-4)
 
 
 def test_packed_layers_and_head_serve_the_model_and_leave_gradients_alone(model):
     """The tiny model runs packed (CPU, float32); with gradients on, its layers take the plain
     product, so a soft prompt still trains."""
     assert model.packed and model.head.packed is not None
+    twin = copy.deepcopy(model.model)  # the packed copies are dropped, and made again on use
+    ids = torch.tensor([[5, 6, 7]])
+    with torch.no_grad():
+        assert torch.allclose(twin(input_ids=ids).logits, model.model(input_ids=ids).logits)
     layer = model.decoder.layers[0].mlp.down_proj
     x = torch.randn(5, layer.in_features, requires_grad=True)
     layer(x).sum().backward()
@@ -523,3 +531,21 @@ def test_packed_layers_and_head_serve_the_model_and_leave_gradients_alone(model)
         out = torch.empty(4, model.head.weight.shape[0])
         expected = torch.nn.functional.linear(hidden, model.head.weight, model.head.bias)
         assert torch.allclose(model.head.logits_into(hidden, out), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("tree", [True, False])
+def test_row_batches_are_sized_by_their_own_rows(model, monkeypatch, tree):
+    """One long continuation does not shrink the batches of the short ones: each batch is under
+    the token budget by its own rows (padded to its longest, or one after another)."""
+    from condpred.model._trie import lay_out
+
+    monkeypatch.setattr(model, "max_batch_tokens", 300)
+    continuations = [list(range(1, 301))] + [[7, i, 8, 9, 10] for i in range(600)]
+    layout = lay_out(continuations, width=64, tree=tree)
+    batches = model._row_batches(layout, tree)
+    assert sorted(r for batch in batches for r in batch) == list(range(len(layout.rows)))
+    for batch in batches:
+        widths = [len(layout.rows[r]) for r in batch]
+        cost = sum(widths) if tree else len(batch) * max(widths)
+        assert cost <= 300 or len(batch) == 1
+    assert len(batches) <= 1 + -(-sum(len(row) for row in layout.rows[1:]) // 280)

@@ -9,8 +9,9 @@ float32 products summed in MKL's order: equal to `F.linear`'s within float32 rou
 
 A layer's `forward` is replaced on the instance only (its class, parameters and state dict are
 untouched), and falls back to `F.linear` where the packed product does not apply: gradients
-being taken (a soft prompt's training), other dtypes or devices. A weight changed since it was
-packed is packed again on its next use. The packed copies take as much memory again as the
+being taken (a soft prompt's training), other dtypes or devices. A weight replaced or changed
+in place since it was packed is packed again on its next use (a write through `.data` is not
+seen: torch does not count it). The packed copies take as much memory again as the
 weights, so nothing is packed where that memory is not free.
 """
 
@@ -50,37 +51,57 @@ def pack_linears(layers: list[torch.nn.Linear]) -> None:
 
 class PackedWeight:
     """A weight [out, in] laid out for MKL's product, packed on first use and again whenever
-    the weight changed."""
+    the weight changed (another tensor, or written in place; a write through `.data` bypasses
+    torch's version counter and is not seen)."""
 
-    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> None:
-        self.weight, self.bias = weight, bias
+    def __init__(self, weight: torch.Tensor) -> None:
+        self.weight = weight
         self._packed: torch.Tensor | None = None
-        self._packed_from: tuple[int, int] = (0, -1)
+        self._packed_from: tuple[int, int, int] = (0, 0, -1)
 
-    def applies(self, rows: torch.Tensor) -> bool:
-        return not torch.is_grad_enabled() and rows.dtype == torch.float32 and not rows.is_cuda
+    def __getstate__(self) -> dict:
+        """Copied or pickled without the packed tensor (MKL's layout has no storage to copy):
+        the copy packs its own weight on first use."""
+        return {**self.__dict__, "_packed": None, "_packed_from": (0, 0, -1)}
 
-    def product(self, rows: torch.Tensor) -> torch.Tensor:
-        """`rows @ weight.T + bias` for rows [n, in]: [n, out]."""
-        key = (self.weight.data_ptr(), self.weight._version)
+    @staticmethod
+    def applies(rows: torch.Tensor) -> bool:
+        return (
+            not torch.is_grad_enabled()
+            and rows.dtype == torch.float32
+            and rows.device.type == "cpu"
+        )
+
+    def product(
+        self,
+        rows: torch.Tensor,
+        weight: torch.Tensor | None = None,
+        bias: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """`rows @ weight.T + bias` for rows [n, in]: [n, out] (`weight`: the current tensor, if
+        the owner may have replaced it)."""
+        weight = self.weight if weight is None else weight
+        key = (id(weight), weight.data_ptr(), weight._version)
         if self._packed is None or self._packed_from != key:
-            weight = self.weight.detach().contiguous()
-            self._packed = torch.ops.mkl._mkl_reorder_linear_weight(weight, ROWS_HINT)
-            self._packed_from = key
+            laid_out = weight.detach().contiguous()
+            self._packed = torch.ops.mkl._mkl_reorder_linear_weight(laid_out, ROWS_HINT)
+            self.weight, self._packed_from = weight, key
         return torch.ops.mkl._mkl_linear(
-            rows.contiguous(), self._packed, self.weight, self.bias, rows.shape[0]
+            rows.contiguous(), self._packed, weight, bias, rows.shape[0]
         )
 
 
 class _PackedForward:
-    """A linear layer's forward through its `PackedWeight` where that applies."""
+    """A linear layer's forward through its `PackedWeight` where that applies; the layer's
+    weight and bias are read at every call, so a replaced parameter is packed anew."""
 
     def __init__(self, layer: torch.nn.Linear) -> None:
         self.layer = layer
-        self.packed = PackedWeight(layer.weight, layer.bias)
+        self.packed = PackedWeight(layer.weight)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        weight, bias = self.layer.weight, self.layer.bias
         if not self.packed.applies(x):
-            return F.linear(x, self.layer.weight, self.layer.bias)
-        out = self.packed.product(x.reshape(-1, x.shape[-1]))
+            return F.linear(x, weight, bias)
+        out = self.packed.product(x.reshape(-1, x.shape[-1]), weight, bias)
         return out.view(*x.shape[:-1], out.shape[-1])

@@ -1,13 +1,15 @@
-"""Continuations of one context laid out in rows to run, with no state computed twice.
+"""Continuations of one context laid out in rows to run, each state they share run once.
 
 Scoring continuation c_1..c_m needs the model's state after the context (shared by every
 continuation: the context's own pass gives it) and after each of c_1..c_k for k < m (c_m predicts
 nothing). Continuations often begin alike (" The", " We found"); a state after a prefix they
-share is the same state, so it is run once. With `tree=True` the distinct prefixes (the nodes of
-the continuations' trie) are packed side by side into rows: each token attends to the context and
-to its own ancestors in the row (`Layout.visible`), at its own position (`Layout.offsets`), so a
-row holds many branches and almost no padding. Without it (a model where only the ordinary
-attention path applies) each row is one continuation, right-padded, as causal attention needs.
+share is the same state, so it is run once in each row that holds it (once in all, unless the
+continuations sharing it fill more than one row). With `tree=True` the distinct prefixes (the
+nodes of the continuations' trie) are packed side by side into rows: each token attends to the
+context and to its own ancestors in the row (`Layout.visible`), at its own position
+(`Layout.offsets`), so a row holds many branches and almost no padding. Without it (a model
+where only the ordinary attention path applies) each row is one continuation, right-padded, as
+causal attention needs.
 """
 
 from __future__ import annotations
@@ -36,20 +38,24 @@ class Layout:
     def offsets(self, rows: Sequence[int], width: int) -> torch.Tensor:
         """Each slot's place after the context (0 = the first continuation token), [rows, width];
         padding slots get 0."""
-        out = torch.zeros(len(rows), width, dtype=torch.long)
+        out = [[0] * width for _ in rows]
         for r, row in enumerate(rows):
             for s, parent in enumerate(self.parents[row]):
-                out[r, s] = 0 if parent < 0 else out[r, parent] + 1
-        return out
+                out[r][s] = 0 if parent < 0 else out[r][parent] + 1
+        return torch.tensor(out, dtype=torch.long)
 
     def visible(self, rows: Sequence[int], width: int) -> torch.Tensor:
         """Which slots each slot attends to within its row (itself and its ancestors; a padding
         slot only itself), [rows, width, width]."""
-        out = torch.eye(width, dtype=torch.bool).repeat(len(rows), 1, 1)
+        where: list[tuple[int, int, int]] = []
         for r, row in enumerate(rows):
+            seen: list[list[int]] = []
             for s, parent in enumerate(self.parents[row]):
-                if parent >= 0:
-                    out[r, s] |= out[r, parent]
+                seen.append([*(seen[parent] if parent >= 0 else []), s])
+                where += [(r, s, k) for k in seen[s]]
+        out = torch.eye(width, dtype=torch.bool).repeat(len(rows), 1, 1)
+        if where:
+            out[tuple(torch.tensor(where).t())] = True
         return out
 
     def blocks(self, rows: Sequence[int], device: torch.device | str = "cpu") -> Blocks:
@@ -99,7 +105,11 @@ def lay_out(continuations: Sequence[Sequence[int]], width: int, tree: bool) -> L
     for i in sorted(range(len(continuations)), key=lambda i: tuple(continuations[i])):
         path = continuations[i][:-1]  # the states that predict tokens 2..m
         room = max(width, len(path))
-        fits = [r for r in open_rows if len(layout.rows[r]) + _unshared(tries[r], path) <= room]
+        fits = [
+            r
+            for r in open_rows
+            if (new := _unshared(tries[r], path)) == 0 or len(layout.rows[r]) + new <= room
+        ]
         if not path:
             row = -1
         elif tree and fits:

@@ -1,12 +1,13 @@
 """Log-probabilities of given tokens without materialising a positions-by-vocabulary logit matrix.
 
-Scoring needs, per position, one logit and the log-sum-exp over the whole vocabulary. With
-gemma-3's 262,144 tokens, the plain way (all logits, then `log_softmax`) writes and re-reads about a
-gigabyte per thousand positions, and on a CPU those passes over memory cost as much as the output
-projection itself. `OutputHead` instead walks the vocabulary in slices small enough to stay in
-cache: each slice's logits come from one matrix product into a reused buffer, and feed a running
-(online) log-sum-exp, a running maximum and the gathered target logits before the next slice
-overwrites them. Same float32 arithmetic, no big allocation; exact within float32 rounding.
+Scoring needs, per state, the logits of the tokens read there and the log-sum-exp over the whole
+vocabulary. With gemma-3's 262,144 tokens, the plain way (all logits, then `log_softmax`) writes
+and re-reads about a gigabyte per thousand positions, and on a CPU those passes over memory cost
+as much as the output projection itself. `OutputHead` instead walks the vocabulary in slices
+small enough to stay in cache: each slice's logits come from one matrix product into a reused
+buffer, and feed a running (online) log-sum-exp, a running maximum and the gathered target logits
+before the next slice overwrites them. Same float32 arithmetic, no big allocation; exact within
+float32 rounding.
 """
 
 from __future__ import annotations
@@ -44,10 +45,7 @@ class OutputHead:
         rows by gemma-3's 262k ids ran 15% faster so. Scoring's wide blocks gain nothing."""
         vocab = self.weight.shape[0]
         self.packed = [
-            PackedWeight(
-                self.weight[start : start + PACKED_SLICE],
-                None if self.bias is None else self.bias[start : start + PACKED_SLICE],
-            )
+            PackedWeight(self.weight[start : start + PACKED_SLICE])
             for start in range(0, vocab, PACKED_SLICE)
         ]
 
@@ -82,7 +80,8 @@ class OutputHead:
         if rows is None:
             rows = torch.arange(n, device=hidden.device)
         if n == 0:
-            return torch.empty(0, device=hidden.device), torch.empty(0, dtype=torch.bool)
+            empty = torch.empty(0, device=hidden.device)
+            return empty, empty.bool()
         size = -(-n // -(-n // MAX_POSITIONS))  # blocks of equal size, none over MAX_POSITIONS
         starts = list(range(0, n, size))
         bounds = torch.searchsorted(rows, torch.tensor([*starts, n], device=rows.device)).tolist()
@@ -118,7 +117,8 @@ class OutputHead:
         vocab = self.weight.shape[0]
         if self.packed is not None and self.packed[0].applies(hidden):
             for start, part in zip(range(0, vocab, PACKED_SLICE), self.packed, strict=True):
-                out[:, start : start + PACKED_SLICE].copy_(part.product(hidden))
+                bias = None if self.bias is None else self.bias[start : start + PACKED_SLICE]
+                out[:, start : start + PACKED_SLICE].copy_(part.product(hidden, bias=bias))
             return out
         width = max(MIN_SLICE, BLOCK_ELEMENTS // max(hidden.shape[0], 1))
         for start in range(0, vocab, width):

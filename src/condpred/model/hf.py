@@ -1,10 +1,13 @@
 """The `hf` backend: any transformers causal LM, on CPU or CUDA, exact and prefix-cached.
 
-Two ideas make it fast without giving up exactness:
-- The context is run through the model **once**; its KV cache is copied for every continuation or
-  sample under it (multi-token continuations too), so cost grows with new tokens only.
-- Output logits are computed only at the positions that are scored (`logits_to_keep`): with a
+What makes it fast without giving up exactness:
+- The context is run through the model **once**: its last logits give every continuation's (or
+  sample's) first token, and its KV cache serves every row after it (`SharedPrefix`: one copy
+  read by all rows), so cost grows with new tokens only.
+- Scoring runs each state the continuations share once (`_trie`), and reads the output head
+  only at states that predict a token, vocabulary slice by slice (`head.OutputHead`): with a
   262k-token vocabulary the output projection costs more than the rest of a small model.
+- On CPU in float32 the linear layers multiply through MKL's packed weights (`_packed`).
 Log-probabilities agree with a plain full-sequence forward pass within 1e-4 in float32 at any batch
 size; `tests/test_hf_backend.py` checks exactly that.
 """
@@ -328,48 +331,58 @@ class HFModel(BatchedScoring):
         context = self._prefix_cache(context_ids)
         first = context.logits.log_softmax(-1)
         top = float(first.max())
+        tokens = sorted({r.continuation_ids[0] for r in group if r.continuation_ids})
         firsts = {
-            (*CONTEXT, token): (float(first[token]), float(first[token]) >= top)
-            for token in {r.continuation_ids[0] for r in group if r.continuation_ids}
+            (*CONTEXT, token): (logprob, logprob >= top)
+            for token, logprob in zip(tokens, first[tokens].tolist(), strict=True)
         }
-        layout = lay_out([r.continuation_ids for r in group], TREE_WIDTH, self.shared_prefix)
+        tree = self.shared_prefix and SharedPrefix.supports(context.cache)
+        layout = lay_out([r.continuation_ids for r in group], TREE_WIDTH, tree)
         by_row: dict[int, list[int]] = {}  # a continuation's states all lie in one row
         for i, reads in enumerate(layout.reads):
             by_row.setdefault(reads[-1][0] if reads else CONTEXT[0], []).append(i)
-        for rows in [[CONTEXT[0]], *self._row_batches(layout)]:  # the context's row first
+        for rows in [[CONTEXT[0]], *self._row_batches(layout, tree)]:  # the context's row first
             members = [i for r in rows for i in by_row.get(r, [])]
             read = (
                 firsts
                 if rows == [CONTEXT[0]]
-                else {**firsts, **self._read_rows(context, layout, rows, members, group)}
+                else {**firsts, **self._read_rows(context, layout, rows, members, group, tree)}
             )
             for i in members:
                 yield group[i].index, self._score(group[i], layout.reads[i], read)
             advance(len(members))
 
-    def _row_batches(self, layout: Layout) -> list[list[int]]:
-        """The layout's rows, longest first, in batches of equal row count, none over
-        `max_batch_tokens` tokens (padding included)."""
+    def _row_batches(self, layout: Layout, tree: bool) -> list[list[int]]:
+        """The layout's rows, longest first, in batches of at most `max_batch_tokens` tokens:
+        run one after another (`tree`) a batch costs its rows' tokens, right-padded its row
+        count times its longest row."""
         order = sorted(range(len(layout.rows)), key=lambda r: -len(layout.rows[r]))
-        if not order:
-            return []
-        per_batch = max(1, self.max_batch_tokens // len(layout.rows[order[0]]))
-        size = -(-len(order) // -(-len(order) // per_batch))
-        return [order[i : i + size] for i in range(0, len(order), size)]
+        batches: list[list[int]] = []
+        tokens = 0
+        for r in order:
+            width = len(layout.rows[r])
+            if batches:
+                longest = len(layout.rows[batches[-1][0]])
+                grown = tokens + width if tree else (len(batches[-1]) + 1) * longest
+            if not batches or grown > self.max_batch_tokens:
+                batches.append([])
+                tokens = 0
+            batches[-1].append(r)
+            tokens += width
+        return batches
 
     @torch.no_grad()
-    def _read_rows(self, context: _Prefix, layout: Layout, rows, members, group):
+    def _read_rows(self, context: _Prefix, layout: Layout, rows, members, group, tree: bool):
         """One forward pass of these layout rows; log P and greedy flag of every (row, slot,
         target) the member continuations read, the output head run once per state."""
-        if self.shared_prefix:  # the rows one after another: one sequence, no padding
+        if tree:  # the rows one after another: one sequence, no padding
             blocks = layout.blocks(rows, self.device)
             ids = torch.tensor([[t for r in rows for t in layout.rows[r]]], device=self.device)
             starts = blocks.starts
         else:  # a row each, right-padded (causal attention never lets a token see a later pad)
             blocks, width = None, max(len(layout.rows[r]) for r in rows)
-            ids = torch.full((len(rows), width), self.pad_id, device=self.device)
-            for b, r in enumerate(rows):
-                ids[b, : len(layout.rows[r])] = torch.tensor(layout.rows[r])
+            padded = [layout.rows[r] + [self.pad_id] * (width - len(layout.rows[r])) for r in rows]
+            ids = torch.tensor(padded, device=self.device)
             starts = [b * width for b in range(len(rows))]
         cache = self._expand(context, ids.shape[0], blocks)
         start = {r: starts[b] for b, r in enumerate(rows)}
@@ -390,9 +403,9 @@ class HFModel(BatchedScoring):
             keep = {} if blocks is None else {"logits_to_keep": index}  # one sequence: its states
             logits = self.forward(self.model, ids, cache, **keep)[0].logits.flatten(0, 1)
             logits = logits if blocks is not None else logits[index]
-            logprobs = logits.float().log_softmax(-1)[state_of]
-            chosen = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-            greedy = logprobs.amax(-1) <= chosen
+            logprobs = logits.float().log_softmax(-1)  # [states, vocab]: one row per state
+            chosen = logprobs[state_of, targets]
+            greedy = logprobs.amax(-1)[state_of] <= chosen
         else:
             hidden = self.forward(self.decoder, ids, cache)[0].last_hidden_state.flatten(0, 1)
             chosen, greedy = self.head.token_logprobs(hidden[index], targets, state_of)

@@ -200,7 +200,8 @@ class SharedPrefix:
             own_scores = own_scores.view(rows, kv_heads, group * q, n)
 
         # one softmax over both parts
-        top = own_scores.amax(-1)  # [rows, kv_heads, g*q]; a token always sees itself
+        top = own_scores.amax(-1)  # [rows, kv_heads, g*q]: a token sees itself, a padding
+        # slot nothing of its row (-inf), but every query sees some prefix key, so top is finite
         prefix_top = prefix_scores.amax(-1).view(kv_heads, rows, group * q).transpose(0, 1)
         top = torch.maximum(top, prefix_top)
         top_grouped = top.transpose(0, 1).reshape(kv_heads, rows * group * q, 1)
