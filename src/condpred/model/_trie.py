@@ -46,14 +46,14 @@ class Layout:
 
     def visible(self, rows: Sequence[int], width: int) -> torch.Tensor:
         """Which slots each slot attends to within its row (itself and its ancestors; a padding
-        slot only itself), [rows, width, width]."""
+        slot nothing), [rows, width, width]."""
         where: list[tuple[int, int, int]] = []
         for r, row in enumerate(rows):
             seen: list[list[int]] = []
             for s, parent in enumerate(self.parents[row]):
                 seen.append([*(seen[parent] if parent >= 0 else []), s])
                 where += [(r, s, k) for k in seen[s]]
-        out = torch.eye(width, dtype=torch.bool).repeat(len(rows), 1, 1)
+        out = torch.zeros(len(rows), width, width, dtype=torch.bool)
         if where:
             out[tuple(torch.tensor(where).t())] = True
         return out
@@ -70,7 +70,7 @@ class Layout:
             starts=starts.tolist(),
             positions=offsets[filled].unsqueeze(0).to(device),
             offsets=offsets.to(device),
-            visible=(self.visible(rows, width) & filled[:, None, :]).to(device),
+            visible=self.visible(rows, width).to(device),
             gather=at.flatten().to(device),
             scatter=filled.flatten().nonzero().squeeze(-1).to(device),
         )
@@ -105,16 +105,13 @@ def lay_out(continuations: Sequence[Sequence[int]], width: int, tree: bool) -> L
     for i in sorted(range(len(continuations)), key=lambda i: tuple(continuations[i])):
         path = continuations[i][:-1]  # the states that predict tokens 2..m
         room = max(width, len(path))
-        fits = [
+        fits = (
             r
             for r in open_rows
             if (new := _unshared(tries[r], path)) == 0 or len(layout.rows[r]) + new <= room
-        ]
-        if not path:
-            row = -1
-        elif tree and fits:
-            row = fits[0]
-        else:
+        )
+        row = next(fits, -1) if tree and path else -1  # the first open row with room
+        if path and row < 0:
             row = len(layout.rows)
             layout.rows.append([])
             layout.parents.append([])
